@@ -1,0 +1,229 @@
+"""Every setting of jupyter-cortex-claude, in one traitlets class.
+
+Set them in ``jupyter_server_config.py`` (``c.CortexClaude.default_model = "claude-opus-4-6"``), on
+the command line (``--CortexClaude.default_model=claude-opus-4-6``), or for the standalone command
+in its own config file. ``jupyter server --help-all`` lists them with these help strings.
+
+This module only declares settings. Resolving where to connect and as whom (connections.toml,
+``SNOWFLAKE_*`` environment variables) lives in :mod:`jupyter_cortex_claude.snowflake.connection`,
+so importing the configuration never touches the disk.
+"""
+
+from __future__ import annotations
+
+from traitlets import Bool, Dict, Float, Int, List, Unicode
+from traitlets.config import Configurable
+
+# Cortex's Messages API accepts only Bedrock-compatible beta flags (cortex-api.md, "Messages API
+# details"). Claude Code sends many more; the gateway drops every flag not on this list.
+CORTEX_DOCUMENTED_BETAS: list[str] = [
+    "token-efficient-tools-2025-02-19",
+    "interleaved-thinking-2025-05-14",
+    "output-128k-2025-02-19",
+    "dev-full-thinking-2025-05-14",
+    "context-1m-2025-08-07",
+    "context-management-2025-06-27",
+    "effort-2025-11-24",
+    "tool-search-tool-2025-10-19",
+    "tool-examples-2025-10-29",
+]
+
+# Cortex documents a 16,384-token output ceiling for its listed models (cortex-api.md, "Models
+# and limits").
+CORTEX_OUTPUT_TOKEN_CEILING = 16_384
+
+# Cortex refuses request bodies above 20 MiB; checking first gives the user a clear 413 instead.
+CORTEX_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+
+
+class CortexClaude(Configurable):
+    """Settings of jupyter-cortex-claude: the Snowflake connection, models, request shaping, the
+    upstream client and the local gateway."""
+
+    # --- Connection: where to connect and as whom -------------------------------------------------
+    # Each of these, when set, wins over the SNOWFLAKE_* environment variable and the
+    # connections.toml entry of the same name (see jupyter_cortex_claude/snowflake/connection.py).
+
+    connection_name = Unicode(
+        "",
+        help="""Which section of connections.toml to use (as in `snow --connection NAME`). Empty:
+        SNOWFLAKE_DEFAULT_CONNECTION_NAME, else the file's `default_connection_name`, else the
+        section named `default`.""",
+    ).tag(config=True)
+
+    account = Unicode(
+        "",
+        help="""Snowflake account identifier, e.g. `myorg-myaccount` (or a legacy locator such as
+        `xy12345.us-east-1`), without `.snowflakecomputing.com`. Empty: from SNOWFLAKE_ACCOUNT or
+        connections.toml. With no account anywhere, the offline demo starts instead.""",
+    ).tag(config=True)
+
+    user = Unicode(
+        "",
+        help="Snowflake login name. Needed for key-pair (JWT) auth; a PAT already names its user.",
+    ).tag(config=True)
+
+    role = Unicode(
+        "",
+        help="""Snowflake role, shown for information. Cortex REST calls run with the user's
+        *default* role, which needs the SNOWFLAKE.CORTEX_USER database role.""",
+    ).tag(config=True)
+
+    host = Unicode(
+        "",
+        help="""Host to call instead of `<account>.snowflakecomputing.com`: a privatelink host, or
+        `127.0.0.1` for a local emulator. A full URL (`http://127.0.0.1:8123`) also sets protocol
+        and port.""",
+    ).tag(config=True)
+
+    port = Int(
+        0,
+        help="TCP port of the Snowflake host. 0: the protocol's default (443 for https).",
+    ).tag(config=True)
+
+    protocol = Unicode(
+        "https",
+        help="`https`, or `http` for a local emulator only.",
+    ).tag(config=True)
+
+    token = Unicode(
+        "",
+        help="""Programmatic access token (PAT) to authenticate with. Prefer `token_file_path` or
+        connections.toml (chmod 600) over putting a secret in a config file.""",
+    ).tag(config=True)
+
+    token_file_path = Unicode(
+        "",
+        help="""File that holds a PAT (or, with the identities work, an OAuth token). Re-read
+        whenever it changes, so a rotated token is picked up without a restart.""",
+    ).tag(config=True)
+
+    private_key_file = Unicode(
+        "",
+        help="""PEM private key (PKCS#8, as `openssl genrsa | openssl pkcs8 -topk8` writes it) whose
+        public key is set on the Snowflake user with ALTER USER ... SET RSA_PUBLIC_KEY. Enables
+        key-pair (JWT) authentication.""",
+    ).tag(config=True)
+
+    private_key_file_pwd = Unicode(
+        "",
+        help="Passphrase of an encrypted private key. Empty: the key is not encrypted.",
+    ).tag(config=True)
+
+    private_key = Unicode(
+        "",
+        help="The private key itself as PEM text, when it comes from a secret store, not a file.",
+    ).tag(config=True)
+
+    authenticator = Unicode(
+        "",
+        help="""How to authenticate. Empty: inferred (a private key → `snowflake_jwt`, a token →
+        `programmatic_access_token`). Available: `programmatic_access_token`, `snowflake_jwt`.
+        `oauth`, `externalbrowser` and `snowflake` (password) are not available yet.""",
+    ).tag(config=True)
+
+    # --- Models -----------------------------------------------------------------------------------
+
+    default_model = Unicode(
+        "claude-sonnet-4-6",
+        help="Cortex model used when a client asks for a model name Cortex does not know.",
+    ).tag(config=True)
+
+    model_map = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="""Client model id → Cortex model name, checked first, e.g. `{"claude-opus-5-5":
+        "claude-opus-4-6"}`.""",
+    ).tag(config=True)
+
+    family_models = Dict(
+        default_value={
+            "opus": "claude-opus-4-6",
+            "sonnet": "claude-sonnet-4-6",
+            "haiku": "claude-haiku-4-5",
+        },
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="""Cortex model for each Claude family, used for ids Cortex does not serve (e.g.
+        `claude-sonnet-4-5-20250929` → the `sonnet` entry).""",
+    ).tag(config=True)
+
+    output_token_ceiling = Int(
+        CORTEX_OUTPUT_TOKEN_CEILING,
+        help="""Largest max_tokens sent to Cortex; larger requests are clamped (Cortex documents
+        16,384 and Claude Code asks for up to 128,000).""",
+    ).tag(config=True)
+
+    model_output_ceilings = Dict(
+        key_trait=Unicode(),
+        value_trait=Int(),
+        help='Per-model override of `output_token_ceiling`, e.g. `{"claude-haiku-4-5": 8192}`.',
+    ).tag(config=True)
+
+    # --- Request shaping --------------------------------------------------------------------------
+
+    beta_allowlist = List(
+        Unicode(),
+        default_value=list(CORTEX_DOCUMENTED_BETAS),
+        help="""`anthropic-beta` values passed on to Cortex; all others are dropped. Default: the
+        list Cortex documents as accepted.""",
+    ).tag(config=True)
+
+    drop_billing_header = Bool(
+        True,
+        help="""Remove Claude Code's `x-anthropic-billing-header` line from the system prompt: it
+        means nothing to Cortex and changes every turn, which spoils prompt caching.""",
+    ).tag(config=True)
+
+    fold_system_messages = Bool(
+        True,
+        help="""Move `role: "system"` messages that Claude Code puts inside `messages` into the
+        top-level `system`, since Cortex accepts only user and assistant turns.""",
+    ).tag(config=True)
+
+    # --- Upstream (the Cortex client) -------------------------------------------------------------
+
+    connect_timeout = Float(
+        10.0,
+        help="Seconds to wait for a connection to Snowflake.",
+    ).tag(config=True)
+
+    read_timeout = Float(
+        300.0,
+        help="""Longest silence, in seconds, between two pieces of a Cortex answer before giving up.
+        Long generations are fine as long as bytes keep arriving.""",
+    ).tag(config=True)
+
+    max_retries = Int(
+        3,
+        help="How often to retry a Cortex call refused by a throttle (429) or a transient error.",
+    ).tag(config=True)
+
+    retry_backoff = Float(
+        0.5,
+        help="Base delay in seconds between retries; doubled on each attempt, with jitter.",
+    ).tag(config=True)
+
+    max_request_bytes = Int(
+        CORTEX_MAX_REQUEST_BYTES,
+        help="Largest request body sent to Cortex (its limit: 20 MiB); larger ones are refused.",
+    ).tag(config=True)
+
+    # --- The local gateway ------------------------------------------------------------------------
+
+    gateway_key = Unicode(
+        "",
+        help="""Key that local clients (Claude Code, SDKs) present to the gateway. Empty: a random
+        key is minted at start and handed to the terminals and kernels started by Jupyter.""",
+    ).tag(config=True)
+
+    demo = Bool(
+        False,
+        help="""Serve the offline demo from the built-in Cortex emulator even if a Snowflake account
+        is configured. The demo also starts by itself when no account is configured.""",
+    ).tag(config=True)
+
+    claude_command = Unicode(
+        "claude",
+        help="Command that starts Claude Code.",
+    ).tag(config=True)

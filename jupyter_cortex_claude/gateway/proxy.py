@@ -1,0 +1,230 @@
+"""The gateway's protocol logic, independent of tornado and of how credentials are obtained.
+
+A handler gives it the raw request body and headers; it shapes the request, asks the Cortex client, and
+returns either a JSON reply or an async iterator of SSE bytes to relay. Every failure is a
+:class:`GatewayError`, which the handler renders in the dialect of its endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ..snowflake.cortex import MESSAGES_PATH, CortexClient, CortexResponse
+from ..snowflake.models import ModelCatalogue
+from .errors import GatewayError, invalid_request
+from .messages import ShapingPolicy, shape_messages_request
+from .relay import AnthropicStreamRelay
+from .token_count import estimate_input_tokens
+from .usage import UsageRecord
+
+log = logging.getLogger("jupyter_cortex_claude.gateway")
+
+CORTEX_ANTHROPIC_VERSION = "2023-06-01"
+
+
+@dataclass
+class JsonReply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StreamReply:
+    """SSE bytes to relay. Closing ``frames`` (or cancelling the task iterating it) closes upstream."""
+
+    frames: AsyncIterator[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Reply = JsonReply | StreamReply
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        cortex: CortexClient,
+        policy: ShapingPolicy,
+        catalogue: ModelCatalogue,
+        on_usage: Callable[[UsageRecord], None] | None = None,
+    ) -> None:
+        self.cortex = cortex
+        self.policy = policy
+        self.catalogue = catalogue
+        self.on_usage = on_usage
+
+    # -- Anthropic Messages -------------------------------------------------------------------
+
+    async def anthropic_messages(self, raw_body: bytes, headers: Mapping[str, str]) -> Reply:
+        body = parse_json_body(raw_body)
+        shaped = shape_messages_request(body, headers.get("anthropic-beta"), self.policy)
+        log.debug(
+            "messages: model %s -> %s, stream=%s, shaping: %s",
+            shaped.client_model,
+            shaped.cortex_model,
+            shaped.stream,
+            "; ".join(shaped.changes) or "none",
+        )
+        upstream_headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if shaped.stream else "application/json",
+            "anthropic-version": CORTEX_ANTHROPIC_VERSION,
+        }
+        if shaped.betas:
+            upstream_headers["anthropic-beta"] = ",".join(shaped.betas)
+        record = UsageRecord(
+            endpoint="anthropic",
+            client=headers.get("user-agent", "")[:80],
+            client_model=shaped.client_model,
+            cortex_model=shaped.cortex_model,
+            stream=shaped.stream,
+        )
+        content = json.dumps(shaped.body, separators=(",", ":")).encode()
+        try:
+            response = await self.cortex.open(
+                MESSAGES_PATH, content, headers=upstream_headers, model=shaped.cortex_model
+            )
+        except GatewayError as error:
+            self._record_failure(record, error)
+            raise
+        record.retries = response.retries
+        record.request_id = response.request_id
+        if shaped.stream and response.is_event_stream:
+            relay = AnthropicStreamRelay(shaped.client_model, record)
+            return StreamReply(self._relay_stream(response, relay, record), _id_header(response))
+        return await self._complete_message(response, shaped.client_model, record)
+
+    async def _complete_message(
+        self, response: CortexResponse, client_model: str, record: UsageRecord
+    ) -> JsonReply:
+        try:
+            body = await response.read()
+        except httpx.HTTPError as exc:
+            error = GatewayError(502, f"The answer from Cortex broke off ({type(exc).__name__}).")
+            self._record_failure(record, error)
+            raise error from None
+        error = response.error_for_body(
+            body, model=record.cortex_model, identity=self.cortex.identity
+        )
+        try:
+            message = json.loads(body) if error is None else None
+        except ValueError:
+            error = GatewayError(502, "Cortex answered with something that is not JSON.")
+        if error is None and not (isinstance(message, dict) and message.get("type") == "message"):
+            error = GatewayError(
+                502, "Cortex answered without a message (expected an Anthropic message)."
+            )
+        if error is not None:
+            self._record_failure(record, error)
+            raise error
+        assert isinstance(message, dict)
+        message["model"] = client_model
+        record.add_anthropic_usage(message.get("usage"))
+        self._record_done(record, response)
+        return JsonReply(200, message, _id_header(response))
+
+    async def _relay_stream(
+        self, response: CortexResponse, relay: AnthropicStreamRelay, record: UsageRecord
+    ) -> AsyncIterator[bytes]:
+        failure: GatewayError | None = None
+        try:
+            async for chunk in response.http.aiter_bytes():
+                if record.first_token_ms is None:
+                    record.first_token_ms = (time.monotonic() - response.started) * 1000
+                out = relay.feed(chunk)
+                if out:
+                    yield out
+                if relay.failed:
+                    break
+        except httpx.ReadTimeout:
+            failure = GatewayError(
+                503, "Cortex stopped sending mid-answer (read timeout). Retry the request."
+            )
+        except httpx.HTTPError as exc:
+            failure = GatewayError(
+                502, f"The stream from Cortex broke off mid-answer ({type(exc).__name__})."
+            )
+        finally:
+            await response.aclose()
+        tail = relay.finish(failure)
+        if relay.failed:
+            record.status = failure.status if failure else 502
+            record.error = "incomplete stream"
+        self._record_done(record, response)
+        if tail:
+            yield tail
+
+    # -- helpers for the other Anthropic endpoints ---------------------------------------------
+
+    def count_tokens(self, raw_body: bytes) -> JsonReply:
+        body = parse_json_body(raw_body)
+        if not isinstance(body.get("messages"), list):
+            raise invalid_request("messages: expected a list of messages", param="messages")
+        return JsonReply(200, {"input_tokens": estimate_input_tokens(body)})
+
+    def anthropic_models(self) -> JsonReply:
+        data = [
+            {
+                "type": "model",
+                "id": model.name,
+                "display_name": model.name,
+                "created_at": "2025-01-01T00:00:00Z",
+            }
+            for model in self.catalogue.available()
+            if model.is_claude
+        ]
+        return JsonReply(
+            200,
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+        )
+
+    # -- usage --------------------------------------------------------------------------------
+
+    def _record_failure(self, record: UsageRecord, error: GatewayError) -> None:
+        record.status = error.status
+        record.error = error.error_type or str(error.status)
+        record.request_id = error.request_id or record.request_id
+        self._emit(record)
+
+    def _record_done(self, record: UsageRecord, response: CortexResponse) -> None:
+        record.latency_ms = (time.monotonic() - response.started) * 1000
+        self._emit(record)
+
+    def _emit(self, record: UsageRecord) -> None:
+        if self.on_usage is not None:
+            try:
+                self.on_usage(record)
+            except Exception:  # the ledger must never break a request
+                log.exception("usage ledger failed")
+
+
+def parse_json_body(raw_body: bytes) -> dict[str, Any]:
+    if not raw_body:
+        raise invalid_request("The request body is empty; expected a JSON object.")
+    try:
+        body = json.loads(raw_body)
+    except RecursionError:
+        raise invalid_request("The request body is nested too deeply.") from None
+    except ValueError as exc:
+        raise invalid_request(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise invalid_request("The request body must be a JSON object.")
+    return body
+
+
+def _id_header(response: CortexResponse) -> dict[str, str]:
+    request_id = response.request_id
+    return {"x-snowflake-request-id": request_id} if request_id else {}

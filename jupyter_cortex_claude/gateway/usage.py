@@ -1,0 +1,54 @@
+"""What one gateway request cost: tokens, timing, outcome. Never prompt or answer text."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class UsageRecord:
+    endpoint: str  # "anthropic" | "openai"
+    client: str  # e.g. "claude-cli/2.1.330", from the User-Agent
+    client_model: str
+    cortex_model: str
+    stream: bool
+    started: float = field(default_factory=time.time)
+    status: int = 200
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    latency_ms: float | None = None
+    first_token_ms: float | None = None
+    retries: int = 0
+    error: str | None = None
+    request_id: str | None = None
+
+    def add_anthropic_usage(self, usage: Any) -> None:
+        """Anthropic usage objects: message_start carries input tokens, message_delta the totals."""
+        if not isinstance(usage, dict):
+            return
+        for key, attribute in (
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+            ("cache_read_input_tokens", "cache_read_tokens"),
+            ("cache_creation_input_tokens", "cache_write_tokens"),
+        ):
+            value = usage.get(key)
+            if isinstance(value, int) and value > getattr(self, attribute):
+                setattr(self, attribute, value)
+
+    def add_openai_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        prompt = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens")
+        if isinstance(prompt, int):
+            self.input_tokens = prompt
+        if isinstance(completion, int):
+            self.output_tokens = completion
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+            self.cache_read_tokens = details["cached_tokens"]

@@ -1,0 +1,48 @@
+"""The Jupyter server extension: start the gateway with the server, stop it with the server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+
+from .._version import __version__
+from ..config import CortexClaude
+from ..service import GatewayService
+from .handlers import JupyterAuthBase, routes
+
+
+class CortexClaudeApp(ExtensionApp):
+    name = "jupyter_cortex_claude"
+    description = "Claude Code and other agents on Snowflake Cortex, behind Jupyter's auth."
+    version = __version__
+    load_other_extensions = True
+    classes = [CortexClaude]  # noqa: RUF012 - traitlets' convention
+
+    service: GatewayService
+
+    def initialize_settings(self) -> None:
+        self.service = GatewayService(CortexClaude(parent=self), logger=self.log)
+        self.settings["cortex_claude_service"] = self.service
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(routes(self.service, JupyterAuthBase))
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        await self.service.start()
+        key_file = Path(serverapp.runtime_dir) / f"cortex-claude-gateway-{os.getpid()}.json"
+        self.service.key.write(key_file, url=self.gateway_url(serverapp))
+
+    async def stop_extension(self) -> None:
+        await self.service.stop()
+
+    @staticmethod
+    def gateway_url(serverapp: Any) -> str:
+        """The Anthropic base URL of this server's gateway, reachable from its own machine."""
+        scheme = "https" if serverapp.certfile else "http"
+        return url_path_join(
+            f"{scheme}://127.0.0.1:{serverapp.port}", serverapp.base_url, "cortex-claude/anthropic"
+        )

@@ -1,0 +1,238 @@
+"""Thin tornado handlers: authenticate, hand the request to the gateway, write what it returns.
+
+Each endpoint is a small mixin; :func:`jupyter_routes` combines them with :class:`JupyterAuthBase`
+(Jupyter's own auth, or the gateway key) and :mod:`..standalone` with a key-only base, so the same
+handlers serve inside Jupyter and outside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.identity import User
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..gateway.errors import GatewayError
+from ..gateway.proxy import JsonReply, Reply, StreamReply
+from .gateway_key import presented_key
+
+if TYPE_CHECKING:
+    from ..service import GatewayService
+
+log = logging.getLogger("jupyter_cortex_claude.handlers")
+
+GATEWAY_KEY_USER = User(username="cortex-claude-gateway-key", name="cortex-claude gateway key")
+
+
+class GatewayHandlerMixin(web.RequestHandler):
+    """Error rendering, body limits, JSON and SSE writing shared by every gateway endpoint."""
+
+    service: GatewayService
+    error_dialect = "anthropic"
+    _relay_task: asyncio.Future[None] | None = None
+
+    def initialize(self, service: GatewayService) -> None:  # type: ignore[override]
+        self.service = service
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def render_gateway_error(self, error: GatewayError) -> None:
+        if self._finished:
+            return
+        if self.error_dialect == "openai":
+            status, body = error.status, error.openai_body()
+        else:
+            status, body = error.anthropic_status, error.anthropic_body()
+        self.clear()
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        for name, value in error.response_headers().items():
+            self.set_header(name, value)
+        self.finish(json.dumps(body))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        # Every failure becomes an Anthropic- or OpenAI-shaped error: never tornado's HTML page and
+        # never a traceback on the wire.
+        if isinstance(e, GatewayError):
+            log.debug(
+                "%s %s -> %s: %s", self.request.method, self.request.path, e.status, e.message
+            )
+            self.render_gateway_error(e)
+        elif isinstance(e, web.HTTPError):
+            message = e.log_message or e.reason or "request refused"
+            if e.args[1:]:
+                message = message % e.args[1:]
+            log.debug(
+                "%s %s -> %s: %s", self.request.method, self.request.path, e.status_code, message
+            )
+            self.render_gateway_error(GatewayError(e.status_code, message))
+        else:
+            log.error("cortex-claude gateway error on %s", self.request.path, exc_info=e)
+            self.render_gateway_error(
+                GatewayError(
+                    500, "Internal error in the cortex-claude gateway; see the server log."
+                )
+            )
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.render_gateway_error(GatewayError(status_code, self._reason or "error"))
+
+    def check_request_size(self) -> None:
+        limit = self.service.config.max_request_bytes
+        length = self.request.headers.get("Content-Length")
+        if (length and length.isdigit() and int(length) > limit) or len(self.request.body) > limit:
+            raise GatewayError(
+                413, f"The request is larger than Cortex's limit of {limit // (1024 * 1024)} MiB."
+            )
+
+    # -- replies ------------------------------------------------------------------------------
+
+    async def send_reply(self, reply: Reply) -> None:
+        if isinstance(reply, JsonReply):
+            self.set_status(reply.status)
+            self.set_header("Content-Type", "application/json")
+            for name, value in reply.headers.items():
+                self.set_header(name, value)
+            self.finish(json.dumps(reply.body, separators=(",", ":")))
+            return
+        await self.send_stream(reply)
+
+    async def send_stream(self, reply: StreamReply) -> None:
+        self.set_status(200)
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        for name, value in reply.headers.items():
+            self.set_header(name, value)
+        self._relay_task = asyncio.ensure_future(self._pump(reply.frames))
+        try:
+            await self._relay_task
+        except asyncio.CancelledError:
+            return  # the client went away; _pump closed the upstream stream
+        if not self._finished and self.request.connection.stream is not None:
+            with contextlib.suppress(StreamClosedError):
+                self.finish()
+
+    async def _pump(self, frames: AsyncIterator[bytes]) -> None:
+        try:
+            async for chunk in frames:
+                self.write(chunk)
+                await self.flush()
+        except StreamClosedError:
+            pass
+        finally:
+            await frames.aclose()  # type: ignore[attr-defined]
+
+    def on_connection_close(self) -> None:
+        # Closing the upstream request at once when the client leaves: cancel the pump, whose
+        # `finally` closes the async generator and so the httpx response.
+        if self._relay_task is not None and not self._relay_task.done():
+            self._relay_task.cancel()
+        super().on_connection_close()
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, GatewayError | web.HTTPError):
+            return  # expected outcomes, logged at debug by _handle_request_exception
+        super().log_exception(typ, value, tb)
+
+
+class JupyterAuthBase(GatewayHandlerMixin, APIHandler):
+    """Served if Jupyter's own auth accepts the request, or if it carries the gateway key."""
+
+    gateway_key_authenticated = False
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        headers = self.request.headers
+        candidate = presented_key(headers.get("Authorization"), headers.get("x-api-key"))
+        if candidate is not None and self.service.key.matches(candidate):
+            if not self.check_host():
+                raise web.HTTPError(403, "Host not allowed")
+            self.current_user = self._jupyter_current_user = GATEWAY_KEY_USER
+            self.gateway_key_authenticated = True
+            self.check_request_size()
+            return
+        api_key = headers.get("x-api-key")
+        if api_key and "Authorization" not in headers:
+            # Anthropic clients given ANTHROPIC_API_KEY send x-api-key, which Jupyter ignores: let
+            # Jupyter check it as a token, with nothing weakened.
+            headers["Authorization"] = f"token {api_key.strip()}"
+        try:
+            await super().prepare()
+        except web.HTTPError:
+            if self.current_user is None:
+                raise self._unauthenticated() from None
+            raise
+        if self.current_user is None:
+            raise self._unauthenticated()
+        if not self.authorizer.is_authorized(self, self.current_user, "execute", "cortex-claude"):
+            raise GatewayError(
+                403, "This Jupyter user is not allowed to use the cortex-claude gateway."
+            )
+        self.check_request_size()
+
+    def _unauthenticated(self) -> GatewayError:
+        return GatewayError(
+            401,
+            "Not authenticated: send the Jupyter token or the cortex-claude gateway key as "
+            "'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
+        )
+
+    def check_xsrf_cookie(self) -> None:
+        if self.gateway_key_authenticated:
+            return None  # a header a cross-site page cannot set without CORS preflight
+        return super().check_xsrf_cookie()
+
+
+# -- endpoints --------------------------------------------------------------------------------
+
+
+class AnthropicMessages(GatewayHandlerMixin):
+    async def post(self) -> None:
+        gateway = await self.service.get_gateway()
+        await self.send_reply(
+            await gateway.anthropic_messages(self.request.body, self.request.headers)
+        )
+
+
+class AnthropicCountTokens(GatewayHandlerMixin):
+    async def post(self) -> None:
+        gateway = await self.service.get_gateway()
+        await self.send_reply(gateway.count_tokens(self.request.body))
+
+
+class AnthropicModels(GatewayHandlerMixin):
+    async def get(self) -> None:
+        gateway = await self.service.get_gateway()
+        await self.send_reply(gateway.anthropic_models())
+
+
+class Health(GatewayHandlerMixin):
+    async def get(self) -> None:
+        await self.service.start()
+        await self.send_reply(JsonReply(200, self.service.health()))
+
+
+ENDPOINTS: list[tuple[str, type[GatewayHandlerMixin]]] = [
+    (r"cortex-claude/anthropic/v1/messages", AnthropicMessages),
+    (r"cortex-claude/anthropic/v1/messages/count_tokens", AnthropicCountTokens),
+    (r"cortex-claude/anthropic/v1/models", AnthropicModels),
+    (r"cortex-claude/health", Health),
+]
+
+
+def routes(
+    service: GatewayService, base: type[GatewayHandlerMixin]
+) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
+    """The gateway's routes (relative to the server's base_url) on the given auth base."""
+    result: list[tuple[str, type[web.RequestHandler], dict[str, Any]]] = []
+    for pattern, endpoint in ENDPOINTS:
+        handler = type(f"{endpoint.__name__}Handler", (endpoint, base), {})
+        result.append((pattern, handler, {"service": service}))
+    return result

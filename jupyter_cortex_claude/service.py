@@ -1,0 +1,201 @@
+"""One running gateway: configuration resolved, credential made, Cortex client open, key minted.
+
+The Jupyter server extension, the standalone ``cortex-claude`` command and the in-kernel gateway all
+build a :class:`GatewayService` and serve the same handlers with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from ._version import __version__
+from .config import CortexClaude
+from .gateway.errors import GatewayError
+from .gateway.messages import ShapingPolicy
+from .gateway.proxy import Gateway
+from .server.gateway_key import GatewayKey
+from .snowflake.connection import ConfigurationError, SnowflakeConnection, resolve_connection
+from .snowflake.cortex import CortexClient, RetryPolicy
+from .snowflake.credentials import SnowflakeCredential, create_credential
+from .snowflake.models import ModelCatalogue
+
+log = logging.getLogger("jupyter_cortex_claude")
+
+DEMO_NOTICE = (
+    "OFFLINE DEMO: no Snowflake account is configured, so cortex-claude answers from its built-in "
+    "Cortex emulator. Configure ~/.snowflake/connections.toml or SNOWFLAKE_* variables for real models."
+)
+
+
+class GatewayService:
+    def __init__(
+        self,
+        config: CortexClaude,
+        *,
+        environ: Mapping[str, str] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.config = config
+        self.environ = os.environ if environ is None else environ
+        self.log = logger or log
+        self.key = GatewayKey(config.gateway_key or None)
+        self.catalogue = ModelCatalogue(
+            output_ceiling=config.output_token_ceiling,
+            model_output_ceilings=dict(config.model_output_ceilings),
+        )
+        self.policy = ShapingPolicy(
+            catalogue=self.catalogue,
+            model_map=dict(config.model_map),
+            family_models=dict(config.family_models),
+            default_model=config.default_model,
+            beta_allowlist=frozenset(config.beta_allowlist),
+            drop_billing_header=config.drop_billing_header,
+            fold_system_messages=config.fold_system_messages,
+        )
+        self.connection: SnowflakeConnection | None = None
+        self.credential: SnowflakeCredential | None = None
+        self.demo = False
+        self.error: str | None = None
+        self.emulator: Any = None
+        self._gateway: Gateway | None = None
+        self._cortex: CortexClient | None = None
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resolve the configuration and open the Cortex client (once; later calls return at once)."""
+        async with self._start_lock:
+            if not self._started:
+                self._started = True
+                self._start()
+
+    def _start(self) -> None:
+        try:
+            self.connection = (
+                None if self.config.demo else resolve_connection(self.config, self.environ)
+            )
+            if self.connection is None:
+                self.connection = self._start_demo()
+            self.credential = create_credential(self.connection)
+        except ConfigurationError as exc:
+            self.error = str(exc)
+            self.log.error("cortex-claude is not configured: %s", exc)
+            return
+        self._cortex = CortexClient(
+            self.connection.base_url,
+            self.credential,
+            identity=self._identity(),
+            connect_timeout=self.config.connect_timeout,
+            read_timeout=self.config.read_timeout,
+            retry=RetryPolicy(
+                max_retries=self.config.max_retries, backoff=self.config.retry_backoff
+            ),
+        )
+        self._gateway = Gateway(cortex=self._cortex, policy=self.policy, catalogue=self.catalogue)
+        if self.demo:
+            self.log.warning(DEMO_NOTICE)
+        else:
+            self.log.info(
+                "cortex-claude gateway ready: %s as %s (%s)",
+                self.connection.host,
+                self.connection.user,
+                self.connection.authenticator,
+            )
+
+    async def stop(self) -> None:
+        if self._cortex is not None:
+            await self._cortex.aclose()
+            self._cortex = None
+        if self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+        self.key.remove()
+        self._gateway = None
+        self._started = False
+
+    def _start_demo(self) -> SnowflakeConnection:
+        from .testing import CortexEmulator  # only the demo needs it
+
+        token = "demo-" + secrets.token_urlsafe(24)
+        self.emulator = CortexEmulator(account="DEMO", user="DEMO", pats=[token]).start()
+        self.demo = True
+        return SnowflakeConnection(
+            account="DEMO",
+            user="DEMO",
+            role=None,
+            host="127.0.0.1",
+            port=self.emulator.port,
+            protocol="http",
+            authenticator="programmatic_access_token",
+            token=token,
+            token_file_path=None,
+            private_key_file=None,
+            private_key_file_pwd=None,
+            private_key=None,
+            source="offline demo (built-in Cortex emulator)",
+        )
+
+    # -- what handlers use --------------------------------------------------------------------
+
+    async def get_gateway(self) -> Gateway:
+        """The gateway, starting the service first if the server has not done so yet."""
+        if not self._started:
+            await self.start()
+        if self._gateway is None:
+            raise GatewayError(
+                503,
+                "cortex-claude is not configured: "
+                + (self.error or "the gateway has not started yet")
+                + ". See `%cortex_claude status` or GET cortex-claude/health.",
+            )
+        return self._gateway
+
+    def health(self) -> dict[str, Any]:
+        connection = self.connection
+        claude_path = shutil.which(self.config.claude_command)
+        if self.error:
+            status = "error"
+        elif self.demo:
+            status = "demo"
+        else:
+            status = "ok"
+        return {
+            "status": status,
+            "configured": self._gateway is not None and not self.demo,
+            "demo": self.demo,
+            "notice": DEMO_NOTICE if self.demo else None,
+            "account": connection.account if connection else None,
+            "account_host": connection.host if connection else None,
+            "user": connection.user if connection else None,
+            "role": connection.role if connection else None,
+            "auth_method": connection.authenticator if connection else None,
+            "config_source": connection.source if connection else None,
+            "credential": self.credential.describe() if self.credential else None,
+            "default_model": self.config.default_model,
+            "version": __version__,
+            "error": self.error,
+            "claude_installed": claude_path is not None,
+            "claude_install_hint": None
+            if claude_path
+            else "Claude Code is not installed: npm install -g @anthropic-ai/claude-code",
+        }
+
+    def secrets(self) -> list[str]:
+        values = [self.key.value]
+        if self.credential is not None:
+            values.extend(self.credential.secrets())
+        return values
+
+    def _identity(self) -> str:
+        connection = self.connection
+        if connection is None:
+            return "the configured Snowflake user"
+        return f"user {connection.user or '?'} on account {connection.account or connection.host}"

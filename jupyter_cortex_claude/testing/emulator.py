@@ -1,0 +1,409 @@
+"""A strict Snowflake Cortex REST emulator: a real HTTP server on 127.0.0.1 in its own thread.
+
+It runs its own asyncio loop in a thread so it serves sync tests, async tests, and a Jupyter server
+running in the test's loop alike. It is an independent oracle: it does not import the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import struct
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPHeaders
+from tornado.iostream import StreamClosedError
+from tornado.netutil import bind_sockets
+
+from . import rendering
+from .auth import EXPIRED_SESSION, Credentials
+from .catalogue import ModelTable
+from .chat_validation import validate_chat_request
+from .messages_validation import validate_messages_request
+from .refusals import SESSION_EXPIRED, CortexRefusal, snowflake_error_body
+from .replies import Fault, Reply
+
+log = logging.getLogger(__name__)
+
+MESSAGES_PATH = "/api/v2/cortex/v1/messages"
+CHAT_PATH = "/api/v2/cortex/v1/chat/completions"
+MODELS_PATH = "/api/v2/cortex/models"
+ROUTES = {MESSAGES_PATH: "POST", CHAT_PATH: "POST", MODELS_PATH: "GET"}
+MAX_BODY_BYTES = 20 * 1024 * 1024
+STATUS_MESSAGES = {
+    400: "Invalid request options.",
+    402: "Budget exceeded: the model consumption budget for this account is exhausted.",
+    403: "Not Authorized.",
+    429: "Too many requests. Please retry later.",
+    500: "Internal error.",
+    503: "Inference timed out.",
+}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: str
+    headers: HTTPHeaders  # case-insensitive
+    body: Any  # parsed JSON, or None
+    raw: bytes
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    # Refusals are the point of the emulator: log them at debug, not as tornado's warnings.
+    request = handler.request
+    status = handler.get_status()
+    log.debug(
+        "%s %s -> %s (%.1f ms)", request.method, request.path, status, 1000 * request.request_time()
+    )
+
+
+def _default_responder(body: dict[str, Any]) -> Reply:
+    return Reply.text(f"Hello from {body.get('model')} on the Cortex emulator.")
+
+
+class CortexEmulator:
+    """See the package docstring of :mod:`jupyter_cortex_claude.testing` for usage."""
+
+    def __init__(
+        self,
+        *,
+        account: str = "TESTORG-TESTACCOUNT",
+        user: str = "TESTUSER",
+        pats: Iterable[str] = ("test-pat-0123456789",),
+        output_ceiling: int = 16384,
+        model_output_ceilings: Mapping[str, int] | None = None,
+        models: Iterable[str] | None = None,
+        token_delay: float = 0.0,
+    ) -> None:
+        self.account = account
+        self.user = user
+        self.credentials = Credentials(account, user, pats)
+        self.models = ModelTable(models, output_ceiling, model_output_ceilings)
+        self.token_delay = token_delay
+        self.responder: Callable[[dict[str, Any]], Reply] | None = _default_responder
+        self.requests: list[RecordedRequest] = []
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._lock = threading.Lock()
+        self._replies: deque[Reply] = deque()
+        self._faults: deque[Fault] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # ------------------------------------------------------------------ scripting
+
+    def add_pat(self, token: str) -> None:
+        self.credentials.add_pat(token)
+
+    def revoke(self, token: str) -> None:
+        self.credentials.revoke(token)
+
+    def register_public_key(self, public_key_pem: bytes | str, user: str | None = None) -> None:
+        self.credentials.register_public_key(public_key_pem, user)
+
+    def add_session_token(self, token: str) -> None:
+        self.credentials.add_session_token(token)
+
+    def expire_session_token(self, token: str) -> None:
+        """From now on the token gets Snowflake's HTTP 200 + code 390112 answer."""
+        self.credentials.expire_session_token(token)
+
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    def fail_next(self, fault: Fault, times: int = 1) -> None:
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def inference_requests(self) -> list[RecordedRequest]:
+        return [r for r in list(self.requests) if r.method == "POST" and r.path in ROUTES]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._replies.clear()
+            self._faults.clear()
+            self.requests.clear()
+        self.responder = _default_responder
+
+    def _take_fault(self) -> Fault | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def _next_reply(self, body: dict[str, Any], *, consume: bool) -> Reply:
+        with self._lock:
+            if self._replies:
+                return self._replies.popleft() if consume else self._replies[0]
+        responder = self.responder or _default_responder
+        return responder(body)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> CortexEmulator:
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._listen())
+            except BaseException as error:
+                failure.append(error)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="cortex-emulator", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            self._thread = None
+            raise RuntimeError("the Cortex emulator could not start") from failure[0]
+        return self
+
+    async def _listen(self) -> None:
+        app = tornado.web.Application(
+            [(r"/.*", _CortexHandler, {"emulator": self})], log_function=_log_request
+        )
+        sockets = bind_sockets(0, self.host, family=socket.AF_INET)
+        # Bodies up to 64 MiB are read so that the 20 MiB limit is answered with Cortex's 413.
+        self._server = HTTPServer(app, max_body_size=64 * 1024 * 1024)
+        self._server.add_sockets(sockets)
+        self.port = sockets[0].getsockname()[1]
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.close_all_connections(), 5)
+
+    def stop(self) -> None:
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> CortexEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class _CortexHandler(tornado.web.RequestHandler):
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+    def initialize(self, emulator: CortexEmulator) -> None:
+        self.emulator = emulator
+        self.request_id = str(uuid.uuid4())
+
+    def prepare(self) -> None:
+        # Every Snowflake response carries the request id; support asks for it.
+        self.set_header("X-Snowflake-Request-ID", self.request_id)
+        raw = self.request.body or b""
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        self.emulator.requests.append(
+            RecordedRequest(
+                self.request.method or "",
+                self.request.path,
+                self.request.query,
+                HTTPHeaders(self.request.headers),
+                parsed,
+                raw,
+            )
+        )
+
+    async def get(self) -> None:
+        await self._dispatch()
+
+    post = put = patch = delete = get
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+    def _refuse(self, refusal: CortexRefusal) -> None:
+        self._send_json(refusal.status, refusal.body(self.request_id))
+
+    async def _dispatch(self) -> None:
+        try:
+            await self._answer()
+        except CortexRefusal as refusal:
+            self._refuse(refusal)
+        except StreamClosedError:
+            # The client went away mid-answer; there is nobody left to answer.
+            self.detach().close()
+        except Exception as error:
+            # A test's responder failed: say so in Snowflake's shape instead of tornado's HTML page.
+            log.exception("Cortex emulator failed to answer")
+            if not self._headers_written:
+                self._refuse(CortexRefusal(500, f"emulator error: {type(error).__name__}: {error}"))
+
+    async def _answer(self) -> None:
+        path, method = self.request.path, self.request.method
+        if path not in ROUTES:
+            raise CortexRefusal(404, f"Not found: {method} {path}")
+        if method != ROUTES[path]:
+            raise CortexRefusal(405, f"Method {method} is not allowed on {path}")
+        if self.emulator.credentials.authenticate(self.request.headers) == EXPIRED_SESSION:
+            # Snowflake's session-token quirk: 200 with the error in the body; nothing was done.
+            body = snowflake_error_body(
+                "Your session has expired. Please login again.", SESSION_EXPIRED, self.request_id
+            )
+            self._send_json(200, body)
+            return
+        if path == MODELS_PATH:
+            # The OpenAPI spec's example for this endpoint is a list of names: {"models": ["", ""]}.
+            self._send_json(200, {"models": self.emulator.models.names()})
+            return
+        raw = self.request.body or b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise CortexRefusal(413, "Request body is larger than the 20 MiB limit.")
+        if "application/json" not in self.request.headers.get("Content-Type", ""):
+            raise CortexRefusal(400, "Content-Type must be application/json")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise CortexRefusal(400, "request body is not valid JSON") from None
+        models = self.emulator.models
+        if path == MESSAGES_PATH:
+            validate_messages_request(self.request.headers, body, models)
+        else:
+            validate_chat_request(body, models)
+        await self._perform(path, body, len(raw) // 4)
+
+    async def _perform(self, path: str, body: dict[str, Any], input_tokens: int) -> None:
+        fault = self.emulator._take_fault()
+        kind = fault.kind if fault else None
+        if fault is not None and kind == "status":
+            message = fault.message or STATUS_MESSAGES.get(fault.http_status, "Error.")
+            raise CortexRefusal(fault.http_status, message, fault.code)
+        if fault is not None and kind == "ok_with_error_body":
+            body_json = snowflake_error_body(
+                fault.message or "", fault.code or "390112", self.request_id
+            )
+            self._send_json(200, body_json)
+            return
+        if kind == "connection_reset":
+            self._reset_connection()
+            return
+        if fault is not None and kind == "stall_before_first_byte":
+            await asyncio.sleep(fault.seconds)
+        stream = body.get("stream") is True
+        if kind == "malformed_sse":
+            await self._send_garbage(path, stream)
+            return
+        reply = self.emulator._next_reply(body, consume=fault is None or fault.delivers_reply)
+        model = self.emulator.models.get(body["model"])
+        assert model is not None  # validated
+        if not stream:
+            if path == MESSAGES_PATH:
+                payload = rendering.anthropic_message(reply, model.name, input_tokens)
+            else:
+                payload = rendering.chat_completion(
+                    reply, model.name, input_tokens, model.is_claude
+                )
+            if kind == "cut_stream":
+                await self._send_truncated(json.dumps(payload).encode())
+                return
+            self._send_json(200, payload)
+            return
+        if path == MESSAGES_PATH:
+            frames = rendering.anthropic_stream(reply, model.name, input_tokens)
+        else:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            frames = rendering.chat_stream(
+                reply, model.name, input_tokens, model.is_claude, include_usage
+            )
+        await self._send_frames(frames, fault)
+
+    async def _send_frames(self, frames: list[rendering.Frame], fault: Fault | None) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        delay = self.emulator.token_delay
+        if fault is not None and fault.token_delay is not None:
+            delay = fault.token_delay
+        for index, frame in enumerate(frames):
+            if fault is not None and index == fault.after_events:
+                if fault.kind == "cut_stream":
+                    await self.flush()
+                    self._close_abruptly()
+                    return
+                if fault.kind == "stall_mid_stream":
+                    await self.flush()
+                    await asyncio.sleep(fault.seconds)
+            if frame.is_delta and delay > 0:
+                await asyncio.sleep(delay)
+            self.write(frame.data)
+            await self.flush()
+        self.finish()
+
+    async def _send_truncated(self, payload: bytes) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Length", str(len(payload)))
+        self.write(payload[: len(payload) // 2])
+        await self.flush()
+        self._close_abruptly()
+
+    async def _send_garbage(self, path: str, stream: bool) -> None:
+        if not stream:
+            self.set_header("Content-Type", "application/json")
+            self.finish(b'{"id": "msg_broken", "content": [{"type": "te')
+            return
+        self.set_header("Content-Type", "text/event-stream")
+        if path == MESSAGES_PATH:
+            self.write(b'event: message_start\ndata: {"type": "message_start", "message": {bro\n\n')
+            self.write(b"data: \x00\x01 this is not json\n\n")
+            self.write(b"event: content_block_delta\ndata: [1, 2\n\n")
+        else:
+            self.write(b'data: {"id": "chatcmpl-broken", "choices": [{\n\n')
+            self.write(b"data: not json at all\n\n")
+        self.finish()
+
+    def _close_abruptly(self) -> None:
+        # Closing before the terminating chunk: the client sees an incomplete chunked body.
+        self.detach().close()
+
+    def _reset_connection(self) -> None:
+        stream = self.detach()
+        # SO_LINGER 0 turns close() into a TCP RST, as when a load balancer drops the connection.
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        stream.close()

@@ -1,0 +1,116 @@
+/**
+ * Calls to the jupyter-cortex-claude server extension.
+ *
+ * Every request goes through ServerConnection so the Jupyter token, cookies
+ * and the XSRF header are attached exactly as for JupyterLab's own calls.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** The server extension's URL namespace, below the Jupyter base URL. */
+const API_NAMESPACE = 'cortex-claude';
+
+/** What `GET cortex-claude/health` answers. The server never includes a secret. */
+export interface IHealth {
+  status: 'ok' | 'error' | 'demo';
+  configured: boolean;
+  demo: boolean;
+  account_host: string | null;
+  auth_method: string | null;
+  default_model: string;
+  version: string;
+  error: string | null;
+  claude_installed: boolean;
+  claude_install_hint: string | null;
+  /** Newer servers add these; the dialog shows them when present. */
+  notice?: string | null;
+  config_source?: string | null;
+  user?: string | null;
+  role?: string | null;
+}
+
+/** Where and how to start Claude Code; every field is optional. */
+export interface IOpenTerminalOptions {
+  /** Directory relative to the Jupyter server root; null or '' is the root. */
+  cwd?: string | null;
+  model?: string | null;
+  prompt?: string | null;
+}
+
+/** An error whose message is meant for the person using JupyterLab. */
+export class CortexClaudeError extends Error {}
+
+async function requestJSON<T>(
+  endpoint: string,
+  init: RequestInit,
+  settings: ServerConnection.ISettings
+): Promise<T> {
+  const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endpoint);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new CortexClaudeError(
+      `Could not reach the Jupyter server at ${url}: ${String(error)}`
+    );
+  }
+  const text = await response.text();
+  let body: any = null;
+  if (text.length > 0) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+  }
+  if (!response.ok) {
+    throw new CortexClaudeError(describeFailure(url, response, body));
+  }
+  return body as T;
+}
+
+/** Builds a message from whatever error shape the server answered with. */
+function describeFailure(url: string, response: Response, body: any): string {
+  if (response.status === 404) {
+    return (
+      `${url} answered 404: the jupyter_cortex_claude server extension is not ` +
+      'loaded. Check `jupyter server extension list` and restart Jupyter.'
+    );
+  }
+  const detail =
+    body?.error?.message ?? body?.message ?? body?.reason ?? body?.error;
+  const reason = typeof detail === 'string' ? detail : response.statusText;
+  return `${url} answered ${response.status}: ${reason}`;
+}
+
+export function fetchHealth(
+  settings: ServerConnection.ISettings
+): Promise<IHealth> {
+  return requestJSON<IHealth>('health', { method: 'GET' }, settings);
+}
+
+/**
+ * Asks the server for a terminal whose environment already points at the
+ * Cortex gateway and that is already running `claude`; answers its name.
+ */
+export async function createClaudeTerminal(
+  options: IOpenTerminalOptions,
+  settings: ServerConnection.ISettings
+): Promise<string> {
+  const payload = {
+    cwd: options.cwd || null,
+    model: options.model || null,
+    prompt: options.prompt || null
+  };
+  const body = await requestJSON<{ name?: unknown }>(
+    'terminals',
+    { method: 'POST', body: JSON.stringify(payload) },
+    settings
+  );
+  if (typeof body?.name !== 'string' || body.name.length === 0) {
+    throw new CortexClaudeError(
+      'The server created no terminal (its answer had no terminal name).'
+    );
+  }
+  return body.name;
+}

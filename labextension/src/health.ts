@@ -1,0 +1,190 @@
+/**
+ * Showing the gateway's health: the status dialog and the status bar item.
+ */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { ServerConnection } from '@jupyterlab/services';
+import { Widget } from '@lumino/widgets';
+
+import { fetchHealth, IHealth } from './api';
+
+/** What the status bar shows: the last health answer or why there is none. */
+export type HealthState =
+  | { kind: 'loading' }
+  | { kind: 'answered'; health: IHealth }
+  | { kind: 'unreachable'; reason: string };
+
+export async function loadHealthState(
+  settings: ServerConnection.ISettings
+): Promise<HealthState> {
+  try {
+    return { kind: 'answered', health: await fetchHealth(settings) };
+  } catch (error) {
+    return { kind: 'unreachable', reason: (error as Error).message };
+  }
+}
+
+/** Rows of the status dialog: [label, value], in the order a person reads them. */
+function describeHealth(health: IHealth): Array<[string, string]> {
+  const text = (value: string | null | undefined) =>
+    value === null || value === undefined || value === '' ? '—' : value;
+  const rows: Array<[string, string]> = [
+    ['Status', text(health.status)],
+    ['Configured', health.configured ? 'yes' : 'no'],
+    ['Offline demo', health.demo ? 'yes' : 'no'],
+    ['Snowflake account', text(health.account_host)],
+    ['User', text(health.user)],
+    ['Role', text(health.role)],
+    ['Authentication', text(health.auth_method)],
+    ['Configuration from', text(health.config_source)],
+    ['Default model', text(health.default_model)],
+    ['Claude Code installed', health.claude_installed ? 'yes' : 'no'],
+    ['Server extension version', text(health.version)]
+  ];
+  if (health.notice) {
+    rows.push(['Notice', health.notice]);
+  }
+  if (health.error) {
+    rows.push(['Error', health.error]);
+  }
+  if (!health.claude_installed && health.claude_install_hint) {
+    rows.push(['Install Claude Code', health.claude_install_hint]);
+  }
+  return rows;
+}
+
+function createHealthBody(state: HealthState): Widget {
+  const body = new Widget();
+  body.addClass('jp-CortexClaude-healthDialog');
+  if (state.kind !== 'answered') {
+    const message = document.createElement('p');
+    message.textContent =
+      state.kind === 'loading'
+        ? 'Checking the Cortex gateway…'
+        : `The Cortex gateway did not answer: ${state.reason}`;
+    body.node.appendChild(message);
+    return body;
+  }
+  const table = document.createElement('table');
+  for (const [label, value] of describeHealth(state.health)) {
+    const row = table.insertRow();
+    const header = document.createElement('th');
+    header.scope = 'row';
+    header.textContent = label;
+    row.appendChild(header);
+    row.insertCell().textContent = value;
+  }
+  body.node.appendChild(table);
+  return body;
+}
+
+export async function showHealthDialog(
+  settings: ServerConnection.ISettings
+): Promise<void> {
+  const state = await loadHealthState(settings);
+  await showDialog({
+    title: 'Claude Code on Snowflake Cortex',
+    body: createHealthBody(state),
+    buttons: [Dialog.okButton({ label: 'Close' })]
+  });
+}
+
+/** The status bar's words, dot colour and hover text for a health state. */
+export function summarizeHealth(state: HealthState): {
+  text: string;
+  level: 'ok' | 'demo' | 'error' | 'loading';
+  title: string;
+} {
+  if (state.kind === 'loading') {
+    return {
+      text: 'Cortex: …',
+      level: 'loading',
+      title: 'Checking the Cortex gateway'
+    };
+  }
+  if (state.kind === 'unreachable') {
+    return { text: 'Cortex: error', level: 'error', title: state.reason };
+  }
+  const health = state.health;
+  if (health.status === 'ok') {
+    return {
+      text: `Cortex: ${health.default_model}`,
+      level: 'ok',
+      title: `Claude Code uses ${health.default_model} on ${
+        health.account_host ?? 'Snowflake Cortex'
+      }. Click for details.`
+    };
+  }
+  if (health.status === 'demo') {
+    return {
+      text: 'Cortex: demo',
+      level: 'demo',
+      title:
+        'Offline demo: answers come from a local Cortex emulator, not Snowflake. Click for details.'
+    };
+  }
+  return {
+    text: 'Cortex: error',
+    level: 'error',
+    title: health.error ?? 'The Cortex gateway reported an error.'
+  };
+}
+
+/** How often the status bar asks for health, in milliseconds. */
+export const HEALTH_REFRESH_INTERVAL_MS = 30_000;
+
+/**
+ * The status bar item: a coloured dot and the default model, refreshed on a
+ * timer; a click opens the status dialog.
+ */
+export class CortexStatusItem extends Widget {
+  constructor(
+    private readonly settings: ServerConnection.ISettings,
+    private readonly onOpenDetails: () => void
+  ) {
+    super();
+    this.addClass('jp-CortexClaude-statusItem');
+    this.node.setAttribute('role', 'button');
+    this.node.tabIndex = 0;
+    this.dot = document.createElement('span');
+    this.dot.className = 'jp-CortexClaude-statusDot';
+    this.label = document.createElement('span');
+    this.label.className = 'jp-CortexClaude-statusLabel';
+    this.node.append(this.dot, this.label);
+    this.node.addEventListener('click', () => this.onOpenDetails());
+    this.node.addEventListener('keydown', event => {
+      if (event.key === 'Enter' || event.key === ' ') {
+        this.onOpenDetails();
+      }
+    });
+    this.showState({ kind: 'loading' });
+    void this.refresh();
+    this.timer = window.setInterval(
+      () => void this.refresh(),
+      HEALTH_REFRESH_INTERVAL_MS
+    );
+  }
+
+  /** Asks the server for health now and shows the answer. */
+  async refresh(): Promise<void> {
+    const state = await loadHealthState(this.settings);
+    if (!this.isDisposed) {
+      this.showState(state);
+    }
+  }
+
+  dispose(): void {
+    window.clearInterval(this.timer);
+    super.dispose();
+  }
+
+  private showState(state: HealthState): void {
+    const summary = summarizeHealth(state);
+    this.label.textContent = summary.text;
+    this.node.title = summary.title;
+    this.node.dataset.level = summary.level;
+  }
+
+  private readonly dot: HTMLSpanElement;
+  private readonly label: HTMLSpanElement;
+  private readonly timer: number;
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run the whole test suite: installs the package with its test extras, the pinned Claude Code CLI
+# (into .cache/, not globally) and, when missing and possible, Chromium for the browser test.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLAUDE_CODE_VERSION="2.1.330"
+PYTHON="${PYTHON:-python3}"
+
+"$PYTHON" -m pip install --quiet --upgrade pip
+"$PYTHON" -m pip install --quiet -e ".[test]"
+
+claude_dir=".cache/claude-code-${CLAUDE_CODE_VERSION}"
+claude_bin="$claude_dir/node_modules/.bin/claude"
+if ! [ -x "$claude_bin" ] || ! "$claude_bin" --version 2>/dev/null | grep -q "$CLAUDE_CODE_VERSION"; then
+  command -v npm >/dev/null || { echo "npm is needed to install the Claude Code CLI for the tests" >&2; exit 1; }
+  npm install --silent --no-fund --no-audit --prefix "$claude_dir" "@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}"
+fi
+export CORTEX_CLAUDE_TEST_CLAUDE="$PWD/$claude_bin"
+
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+fi
+
+"$PYTHON" -m ruff check .
+"$PYTHON" -m ruff format --check .
+"$PYTHON" -m pytest "$@"

@@ -1,0 +1,94 @@
+"""Running the real Claude Code CLI in tests: pinned, headless, always with --max-turns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CLAUDE_CODE_VERSION = "2.1.330"
+
+
+def claude_executable() -> str:
+    """The pinned CLI that scripts/test.sh installs; a missing CLI fails the test, it never skips."""
+    path = os.environ.get("CORTEX_CLAUDE_TEST_CLAUDE") or shutil.which("claude")
+    if not path:
+        raise AssertionError(
+            "The Claude Code CLI is needed: run `bash scripts/test.sh`, which installs "
+            f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}, or set CORTEX_CLAUDE_TEST_CLAUDE."
+        )
+    return path
+
+
+@dataclass
+class ClaudeRun:
+    returncode: int
+    events: list[dict[str, Any]]
+    stderr: str
+
+    @property
+    def result(self) -> dict[str, Any]:
+        results = [event for event in self.events if event.get("type") == "result"]
+        assert results, f"no result event; stderr: {self.stderr[-2000:]}"
+        return results[-1]
+
+
+async def run_claude_headless(
+    prompt: str,
+    *,
+    base_url: str,
+    auth_token: str,
+    cwd: Path,
+    home: Path,
+    max_turns: int = 4,
+    extra_args: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 240,
+) -> ClaudeRun:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_AUTH_TOKEN": auth_token,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+        **(extra_env or {}),
+    }
+    process = await asyncio.create_subprocess_exec(
+        claude_executable(),
+        "-p",
+        prompt,
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-mode",
+        "acceptEdits",
+        "--max-turns",
+        str(max_turns),
+        *extra_args,
+        cwd=str(cwd),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    events = []
+    for line in stdout.decode(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    return ClaudeRun(process.returncode or 0, events, stderr.decode(errors="replace"))

@@ -1,0 +1,105 @@
+"""Shared arrangements: a real Jupyter server with the extension, pointed at a real Cortex emulator."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from jupyter_server.utils import url_path_join
+
+from jupyter_cortex_claude.testing import CortexEmulator
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+TEST_PAT = "test-pat-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_snowflake_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Tests never pick up a developer's real Snowflake configuration."""
+    for name in list(os.environ):
+        if name.startswith("SNOWFLAKE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SNOWFLAKE_HOME", str(tmp_path / "no-snowflake-home"))
+
+
+def emulator_config(emulator: CortexEmulator, **overrides: Any) -> dict[str, Any]:
+    """``c.CortexClaude`` settings that point the gateway at the emulator with a PAT."""
+    return {
+        "account": "testorg-testaccount",
+        "user": "testuser",
+        "host": emulator.host,
+        "port": emulator.port,
+        "protocol": "http",
+        "token": TEST_PAT,
+        "max_retries": 2,
+        "retry_backoff": 0.01,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def cortex_claude_config(cortex_emulator: CortexEmulator) -> dict[str, Any]:
+    """Override in a test module to change the gateway's configuration."""
+    return emulator_config(cortex_emulator)
+
+
+@pytest.fixture
+def jp_server_config(cortex_claude_config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"jupyter_cortex_claude": True, "jupyter_server_terminals": True}
+        },
+        "CortexClaude": cortex_claude_config,
+    }
+
+
+@dataclass
+class RunningGateway:
+    serverapp: Any
+    emulator: CortexEmulator
+    server_url: str  # http://localhost:<port><base_url>
+
+    @property
+    def service(self) -> Any:
+        return self.serverapp.web_app.settings["cortex_claude_service"]
+
+    @property
+    def key(self) -> str:
+        return self.service.key.value
+
+    @property
+    def jupyter_token(self) -> str:
+        return self.serverapp.identity_provider.token
+
+    @property
+    def anthropic_url(self) -> str:
+        return url_path_join(self.server_url, "cortex-claude/anthropic")
+
+    def url(self, *parts: str) -> str:
+        return url_path_join(self.server_url, *parts)
+
+    def anthropic(self, api_key: str | None = None, **kwargs: Any) -> Any:
+        import anthropic
+
+        return anthropic.AsyncAnthropic(
+            base_url=self.anthropic_url, api_key=api_key or self.key, max_retries=0, **kwargs
+        )
+
+
+@pytest.fixture
+def running_gateway(
+    jp_serverapp: Any,
+    http_server_client: Any,  # starts the HTTP server that listens on jp_http_port
+    jp_http_port: int,
+    jp_base_url: str,
+    cortex_emulator: CortexEmulator,
+) -> Iterator[RunningGateway]:
+    yield RunningGateway(
+        serverapp=jp_serverapp,
+        emulator=cortex_emulator,
+        server_url=f"http://localhost:{jp_http_port}{jp_base_url}",
+    )
