@@ -27,14 +27,15 @@ class CortexClaudeApp(ExtensionApp):
     def initialize_settings(self) -> None:
         self.service = GatewayService(CortexClaude(parent=self), logger=self.log)
         self.settings["cortex_claude_service"] = self.service
+        # Written now, before the server listens, so a kernel or terminal started at once finds it.
+        key_file = Path(self.serverapp.runtime_dir) / f"cortex-claude-gateway-{os.getpid()}.json"
+        self.service.key.write(key_file, url=self.gateway_url(self.serverapp))
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes(self.service, JupyterAuthBase))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await self.service.start()
-        key_file = Path(serverapp.runtime_dir) / f"cortex-claude-gateway-{os.getpid()}.json"
-        self.service.key.write(key_file, url=self.gateway_url(serverapp))
 
     async def stop_extension(self) -> None:
         await self.service.stop()

@@ -219,11 +219,42 @@ class Health(GatewayHandlerMixin):
         await self.send_reply(JsonReply(200, self.service.health()))
 
 
+class Usage(GatewayHandlerMixin):
+    """Aggregated usage from the ledger: ``?since=7d&group_by=model,day`` (never text, never keys)."""
+
+    async def get(self) -> None:
+        from ..gateway.ledger import parse_group_by, parse_since
+
+        await self.service.start()
+        ledger = self.service.ledger
+        if ledger is None:
+            raise GatewayError(
+                404, "The usage ledger is turned off (c.CortexClaude.usage_db_path)."
+            )
+        try:
+            since = parse_since(self.get_argument("since", None))
+            group_by = parse_group_by(self.get_arguments("group_by"))
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, ledger.flush)
+            groups = await loop.run_in_executor(None, ledger.aggregate, since, group_by)
+        except ValueError as error:
+            raise GatewayError(400, str(error)) from None
+        body = {
+            "since": since,
+            "group_by": group_by,
+            "groups": groups,
+            "estimated_credits": round(sum(g["estimated_credits"] for g in groups), 6),
+            "note": "Credits are estimates from c.CortexClaude.model_prices, not Snowflake's bill.",
+        }
+        await self.send_reply(JsonReply(200, body))
+
+
 ENDPOINTS: list[tuple[str, type[GatewayHandlerMixin]]] = [
     (r"cortex-claude/anthropic/v1/messages", AnthropicMessages),
     (r"cortex-claude/anthropic/v1/messages/count_tokens", AnthropicCountTokens),
     (r"cortex-claude/anthropic/v1/models", AnthropicModels),
     (r"cortex-claude/health", Health),
+    (r"cortex-claude/usage", Usage),
 ]
 
 

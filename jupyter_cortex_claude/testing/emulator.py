@@ -94,6 +94,9 @@ class CortexEmulator:
         self.token_delay = token_delay
         self.responder: Callable[[dict[str, Any]], Reply] | None = _default_responder
         self.requests: list[RecordedRequest] = []
+        # Streams the client (the gateway) closed before the answer was complete: proof that a
+        # client leaving closes the upstream request.
+        self.streams_abandoned = 0
         self.host = "127.0.0.1"
         self.port = 0
         self._lock = threading.Lock()
@@ -372,8 +375,17 @@ class _CortexHandler(tornado.web.RequestHandler):
                     await asyncio.sleep(fault.seconds)
             if frame.is_delta and delay > 0:
                 await asyncio.sleep(delay)
+            if self.request.connection.stream is None or self.request.connection.stream.closed():
+                with self.emulator._lock:
+                    self.emulator.streams_abandoned += 1
+                return
             self.write(frame.data)
-            await self.flush()
+            try:
+                await self.flush()
+            except StreamClosedError:
+                with self.emulator._lock:
+                    self.emulator.streams_abandoned += 1
+                return
         self.finish()
 
     async def _send_truncated(self, payload: bytes) -> None:
