@@ -11,7 +11,7 @@ so importing the configuration never touches the disk.
 
 from __future__ import annotations
 
-from traitlets import Bool, Dict, Float, Int, List, Unicode
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
 # Cortex's Messages API accepts only Bedrock-compatible beta flags (cortex-api.md, "Messages API
@@ -118,8 +118,36 @@ class CortexClaude(Configurable):
     authenticator = Unicode(
         "",
         help="""How to authenticate. Empty: inferred (a private key → `snowflake_jwt`, a token →
-        `programmatic_access_token`). Available: `programmatic_access_token`, `snowflake_jwt`.
-        `oauth`, `externalbrowser` and `snowflake` (password) are not available yet.""",
+        `programmatic_access_token`). Available: `programmatic_access_token`, `snowflake_jwt`,
+        `oauth` (an access token, Bearer), `externalbrowser` (SSO), `snowflake` (password) and
+        `username_password_mfa` (the last three log in through the Snowflake connector).""",
+    ).tag(config=True)
+
+    password = Unicode(
+        "",
+        help="""Password for `authenticator = snowflake` (or `username_password_mfa`); the
+        Snowflake connector logs in with it and the gateway uses the session token. Prefer
+        SNOWFLAKE_PASSWORD or connections.toml (chmod 600) over a config file.""",
+    ).tag(config=True)
+
+    passcode = Unicode(
+        "",
+        help="MFA passcode for a password login (`username_password_mfa`), when one is needed.",
+    ).tag(config=True)
+
+    connector_login = Bool(
+        False,
+        help="""Log in through the Snowflake connector (snowflake-connector-python) and send its
+        session token, also for PAT, key-pair and OAuth, which otherwise go to Cortex directly.
+        Browser SSO and password logins always use the connector.""",
+    ).tag(config=True)
+
+    spcs_token_path = Unicode(
+        "",
+        help="""OAuth token file of Snowpark Container Services (Snowflake Notebooks on the
+        container runtime). Empty: $CORTEX_CLAUDE_SPCS_TOKEN_PATH, else /snowflake/session/token.
+        Used, re-read on every request, when it exists, SNOWFLAKE_HOST or SNOWFLAKE_ACCOUNT is
+        set, and no other credential is configured.""",
     ).tag(config=True)
 
     # --- Models -----------------------------------------------------------------------------------
@@ -209,6 +237,15 @@ class CortexClaude(Configurable):
         help="Largest request body sent to Cortex (its limit: 20 MiB); larger ones are refused.",
     ).tag(config=True)
 
+    claude_upstream = CaselessStrEnum(
+        ["messages", "chat"],
+        default_value="messages",
+        help="""Which Cortex API serves Claude models: `messages` (Cortex's Anthropic Messages
+        API, relayed untouched) or `chat` (Chat Completions, translated both ways, as for
+        non-Claude models). With `messages`, a 404 from Cortex's /v1/messages switches to `chat`
+        by itself for the rest of the process.""",
+    ).tag(config=True)
+
     # --- The local gateway ------------------------------------------------------------------------
 
     gateway_key = Unicode(
@@ -226,4 +263,64 @@ class CortexClaude(Configurable):
     claude_command = Unicode(
         "claude",
         help="Command that starts Claude Code.",
+    ).tag(config=True)
+
+    # --- Claude Code in terminals and the standalone command ----------------------------------------
+
+    configure_terminals = Bool(
+        True,
+        help="""Give every terminal this Jupyter server opens the environment Claude Code needs to
+        use the gateway (ANTHROPIC_BASE_URL, ANTHROPIC_AUTH_TOKEN = the gateway key, model
+        variables). Variables already set by the user are kept.""",
+    ).tag(config=True)
+
+    terminal_model = Unicode(
+        "",
+        help="""Model Claude Code starts with (ANTHROPIC_MODEL) in terminals and `cortex-claude`.
+        Empty: `default_model`. A user's own ANTHROPIC_MODEL wins.""",
+    ).tag(config=True)
+
+    terminal_hidden_env = List(
+        Unicode(),
+        default_value=[
+            "SNOWFLAKE_TOKEN",
+            "SNOWFLAKE_PAT",
+            "SNOWFLAKE_PASSWORD",
+            "SNOWFLAKE_PRIVATE_KEY_FILE_PWD",
+            "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+            "SNOWFLAKE_PRIVATE_KEY_RAW",
+            "PRIVATE_KEY_PASSPHRASE",
+        ],
+        help="""Server environment variables removed from terminals (and from Claude Code started
+        by `cortex-claude`): Snowflake secrets the gateway uses, which an agent running shell
+        commands must not see. Set a variable in TerminalManager.extra_env to keep it.""",
+    ).tag(config=True)
+
+    claude_code_package = Unicode(
+        "@anthropic-ai/claude-code@2.1.330",
+        help="""npm package (with the version this release was tested with) that the terminal
+        offers to install when Claude Code is missing.""",
+    ).tag(config=True)
+
+    claude_install_prefix = Unicode(
+        "~/.local",
+        help="""npm prefix for that install (`npm install -g --prefix PREFIX`): user-local, so no
+        root is needed; Claude Code lands in PREFIX/bin.""",
+    ).tag(config=True)
+
+    # --- Usage ledger -----------------------------------------------------------------------------
+
+    usage_db_path = Unicode(
+        "",
+        help="""SQLite file where every gateway request's usage is recorded (tokens, timing,
+        status; never prompt or answer text). Empty: `<jupyter data dir>/cortex_claude/usage.sqlite`.
+        `:none:` turns the ledger off.""",
+    ).tag(config=True)
+
+    model_prices = Dict(
+        default_value={},
+        help="""Credits per million tokens per Cortex model, for the ledger's *estimated* cost, e.g.
+        `{"claude-sonnet-4-6": {"input": 1.5, "output": 7.5, "cache_read": 0.15,
+        "cache_write": 1.875}}`; the key `*` prices models not listed. Merged over built-in defaults,
+        which are estimates (see jupyter_cortex_claude/gateway/ledger.py), not Snowflake's table.""",
     ).tag(config=True)

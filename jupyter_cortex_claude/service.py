@@ -10,13 +10,13 @@ import asyncio
 import logging
 import os
 import secrets
-import shutil
 from collections.abc import Mapping
 from typing import Any
 
 from ._version import __version__
 from .config import CortexClaude
 from .gateway.errors import GatewayError
+from .gateway.ledger import UsageLedger, open_ledger
 from .gateway.messages import ShapingPolicy
 from .gateway.proxy import Gateway
 from .server.gateway_key import GatewayKey
@@ -67,6 +67,7 @@ class GatewayService:
         self._cortex: CortexClient | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+        self.ledger: UsageLedger | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -99,7 +100,15 @@ class GatewayService:
                 max_retries=self.config.max_retries, backoff=self.config.retry_backoff
             ),
         )
-        self._gateway = Gateway(cortex=self._cortex, policy=self.policy, catalogue=self.catalogue)
+        if self.ledger is None:
+            self.ledger = open_ledger(self.config.usage_db_path, self.config.model_prices)
+        self._gateway = Gateway(
+            cortex=self._cortex,
+            policy=self.policy,
+            catalogue=self.catalogue,
+            on_usage=self.ledger.record if self.ledger is not None else None,
+            claude_upstream=self.config.claude_upstream,
+        )
         if self.demo:
             self.log.warning(DEMO_NOTICE)
         else:
@@ -111,9 +120,16 @@ class GatewayService:
             )
 
     async def stop(self) -> None:
+        if self.ledger is not None:
+            ledger, self.ledger = self.ledger, None
+            await asyncio.get_running_loop().run_in_executor(None, ledger.close)
         if self._cortex is not None:
             await self._cortex.aclose()
             self._cortex = None
+        # Connector sessions log out (snowflake/session_credentials.py); other kinds hold nothing.
+        close_credential = getattr(self.credential, "aclose", None)
+        if close_credential is not None:
+            await close_credential()
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
@@ -160,7 +176,9 @@ class GatewayService:
 
     def health(self) -> dict[str, Any]:
         connection = self.connection
-        claude_path = shutil.which(self.config.claude_command)
+        from .server.claude_terminal import find_claude  # also finds the user-local install
+
+        claude_path = find_claude(self.config, None)
         if self.error:
             status = "error"
         elif self.demo:
@@ -185,7 +203,9 @@ class GatewayService:
             "claude_installed": claude_path is not None,
             "claude_install_hint": None
             if claude_path
-            else "Claude Code is not installed: npm install -g @anthropic-ai/claude-code",
+            else "Claude Code is not installed: npm install -g --prefix "
+            f"{self.config.claude_install_prefix} {self.config.claude_code_package} "
+            "(or open it from the launcher, which offers to install it)",
         }
 
     def secrets(self) -> list[str]:

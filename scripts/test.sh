@@ -19,6 +19,15 @@ if ! [ -x "$claude_bin" ] || ! "$claude_bin" --version 2>/dev/null | grep -q "$C
 fi
 export CORTEX_CLAUDE_TEST_CLAUDE="$PWD/$claude_bin"
 
+# Aider (an OpenAI-compatible coding agent) pins many packages: it gets a venv of its own.
+AIDER_VERSION="0.86.2"
+aider_venv=".cache/aider-${AIDER_VERSION}"
+if ! [ -x "$aider_venv/bin/aider" ]; then
+  "$PYTHON" -m venv "$aider_venv"
+  "$aider_venv/bin/pip" install --quiet "aider-chat==${AIDER_VERSION}"
+fi
+export CORTEX_CLAUDE_TEST_AIDER="$PWD/$aider_venv/bin/aider"
+
 if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
 fi

@@ -24,6 +24,8 @@ def _no_ambient_snowflake_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any)
         if name.startswith("SNOWFLAKE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SNOWFLAKE_HOME", str(tmp_path / "no-snowflake-home"))
+    # A GatewayService built outside pytest-jupyter's environment writes its ledger here, not in ~.
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
 
 
 def emulator_config(emulator: CortexEmulator, **overrides: Any) -> dict[str, Any]:
@@ -97,7 +99,12 @@ def running_gateway(
     jp_http_port: int,
     jp_base_url: str,
     cortex_emulator: CortexEmulator,
+    jp_asyncio_loop: Any,
 ) -> Iterator[RunningGateway]:
+    # pytest-jupyter's server never starts its loop, so it never runs the extensions' start hooks
+    # (the gateway service, the terminal environment); `jupyter server` runs them: so do we.
+    jp_asyncio_loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())
+    jp_serverapp.write_server_info_file()
     yield RunningGateway(
         serverapp=jp_serverapp,
         emulator=cortex_emulator,

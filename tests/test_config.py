@@ -355,15 +355,15 @@ def test_an_account_without_a_credential_says_how_to_add_one(home: Path) -> None
     assert "SNOWFLAKE_PRIVATE_KEY_FILE" in str(caught.value)
 
 
-def test_a_password_only_entry_is_refused_with_the_way_forward(home: Path) -> None:
+def test_a_password_only_entry_means_a_password_login_and_hides_the_password(home: Path) -> None:
     write_connections(
         home / ".snowflake", '[default]\naccount = "a"\nuser = "u"\npassword = "pw-value"\n'
     )
 
-    with pytest.raises(ConfigurationError) as caught:
-        resolve_connection(CortexClaude(), {"HOME": str(home)})
+    connection = resolve_connection(CortexClaude(), {"HOME": str(home)})
 
-    assert "password" in str(caught.value) and "pw-value" not in str(caught.value)
+    assert connection is not None and connection.authenticator == "snowflake"
+    assert "pw-value" not in repr(connection) and "pw-value" not in str(connection.describe())
 
 
 def test_a_key_pair_without_a_user_is_refused(home: Path) -> None:
@@ -378,14 +378,26 @@ def test_a_token_without_an_account_is_refused(home: Path) -> None:
         resolve_connection(CortexClaude(), {"HOME": str(home), "SNOWFLAKE_TOKEN": "t"})
 
 
-@pytest.mark.parametrize("authenticator", ["oauth", "externalbrowser", "snowflake", "OAUTH"])
-def test_authenticators_not_yet_available_say_they_come_with_the_identities_work(
-    home: Path, authenticator: str
+@pytest.mark.parametrize(
+    ("authenticator", "kind"),
+    [("oauth", "oauth"), ("OAUTH", "oauth"), ("externalbrowser", "externalbrowser")],
+)
+def test_connector_and_oauth_authenticators_are_normalized(
+    home: Path, authenticator: str, kind: str
 ) -> None:
-    environ = {"HOME": str(home), "SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_TOKEN": "t"}
+    environ = {"HOME": str(home), "SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_USER": "u"}
+    environ["SNOWFLAKE_TOKEN"] = "t"
 
-    with pytest.raises(ConfigurationError, match="identities work"):
-        resolve_connection(configured(authenticator=authenticator), environ)
+    connection = resolve_connection(configured(authenticator=authenticator), environ)
+
+    assert connection is not None and connection.authenticator == kind
+
+
+def test_a_password_login_without_a_password_says_what_to_set(home: Path) -> None:
+    environ = {"HOME": str(home), "SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_USER": "u"}
+
+    with pytest.raises(ConfigurationError, match="SNOWFLAKE_PASSWORD"):
+        resolve_connection(configured(authenticator="snowflake"), environ)
 
 
 def test_an_unknown_authenticator_lists_the_known_ones(home: Path) -> None:

@@ -7,6 +7,7 @@ returns either a JSON reply or an async iterator of SSE bytes to relay. Every fa
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -20,8 +21,13 @@ from ..snowflake.cortex import MESSAGES_PATH, CortexClient, CortexResponse
 from ..snowflake.models import ModelCatalogue
 from .errors import GatewayError, invalid_request
 from .messages import ShapingPolicy, shape_messages_request
+from .model_ids import resolve_model
+from .model_list import ModelAvailability, anthropic_model_page, listed_ids, openai_model_list
+from .openai_endpoint import openai_chat_completions
+from .openai_shaping import ChatShapingPolicy
 from .relay import AnthropicStreamRelay
 from .token_count import estimate_input_tokens
+from .translated import ClaudeUpstream, anthropic_via_chat
 from .usage import UsageRecord
 
 log = logging.getLogger("jupyter_cortex_claude.gateway")
@@ -55,11 +61,28 @@ class Gateway:
         policy: ShapingPolicy,
         catalogue: ModelCatalogue,
         on_usage: Callable[[UsageRecord], None] | None = None,
+        claude_upstream: str = "messages",
     ) -> None:
         self.cortex = cortex
         self.policy = policy
         self.catalogue = catalogue
         self.on_usage = on_usage
+        self.claude_upstream = ClaudeUpstream(claude_upstream)
+        self.model_availability = ModelAvailability(cortex, catalogue)
+        # The OpenAI endpoint resolves model ids with the same aliases as the Anthropic side.
+        self.chat_policy = ChatShapingPolicy(
+            catalogue=catalogue,
+            model_map=policy.model_map,
+            family_models=policy.family_models,
+            default_model=policy.default_model,
+            resolve=functools.partial(
+                resolve_model,
+                model_map=policy.model_map,
+                family_models=policy.family_models,
+                default_model=policy.default_model,
+                catalogue=catalogue,
+            ),
+        )
 
     # -- Anthropic Messages -------------------------------------------------------------------
 
@@ -73,6 +96,9 @@ class Gateway:
             shaped.stream,
             "; ".join(shaped.changes) or "none",
         )
+        if not self.catalogue.is_claude(shaped.cortex_model) or self.claude_upstream.use_chat():
+            # Cortex's Messages API serves Claude only: the others go through Chat Completions.
+            return await anthropic_via_chat(self, shaped, headers)
         upstream_headers = {
             "content-type": "application/json",
             "accept": "text/event-stream" if shaped.stream else "application/json",
@@ -93,6 +119,8 @@ class Gateway:
                 MESSAGES_PATH, content, headers=upstream_headers, model=shaped.cortex_model
             )
         except GatewayError as error:
+            if self.claude_upstream.falls_back_on(error):
+                return await anthropic_via_chat(self, shaped, headers)
             self._record_failure(record, error)
             raise
         record.retries = response.retries
@@ -170,26 +198,19 @@ class Gateway:
             raise invalid_request("messages: expected a list of messages", param="messages")
         return JsonReply(200, {"input_tokens": estimate_input_tokens(body)})
 
-    def anthropic_models(self) -> JsonReply:
-        data = [
-            {
-                "type": "model",
-                "id": model.name,
-                "display_name": model.name,
-                "created_at": "2025-01-01T00:00:00Z",
-            }
-            for model in self.catalogue.available()
-            if model.is_claude
-        ]
-        return JsonReply(
-            200,
-            {
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            },
-        )
+    async def anthropic_models(self) -> JsonReply:
+        await self.model_availability.refresh()
+        ids = listed_ids(self.catalogue, self.policy.model_map)
+        return JsonReply(200, anthropic_model_page(ids))
+
+    # -- OpenAI Chat Completions --------------------------------------------------------------
+
+    async def openai_chat_completions(self, raw_body: bytes, headers: Mapping[str, str]) -> Reply:
+        return await openai_chat_completions(self, raw_body, headers)
+
+    async def openai_models(self) -> JsonReply:
+        await self.model_availability.refresh()
+        return JsonReply(200, openai_model_list(listed_ids(self.catalogue, self.policy.model_map)))
 
     # -- usage --------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from .._version import __version__
 from ..config import CortexClaude
 from ..service import GatewayService
 from .handlers import JupyterAuthBase, routes
+from .terminals import configure_terminal_environment
 
 
 class CortexClaudeApp(ExtensionApp):
@@ -36,6 +37,7 @@ class CortexClaudeApp(ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await self.service.start()
+        configure_terminal_environment(serverapp, self.service)
 
     async def stop_extension(self) -> None:
         await self.service.stop()

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.identity import User
@@ -22,11 +22,14 @@ from tornado.iostream import StreamClosedError
 from ..gateway.errors import GatewayError
 from ..gateway.proxy import JsonReply, Reply, StreamReply
 from .gateway_key import presented_key
+from .request_body import StreamedBody, too_large
 
 if TYPE_CHECKING:
     from ..service import GatewayService
 
 log = logging.getLogger("jupyter_cortex_claude.handlers")
+
+_MAX_UNFLUSHED = 256 * 1024
 
 GATEWAY_KEY_USER = User(username="cortex-claude-gateway-key", name="cortex-claude gateway key")
 
@@ -36,7 +39,9 @@ class GatewayHandlerMixin(web.RequestHandler):
 
     service: GatewayService
     error_dialect = "anthropic"
-    _relay_task: asyncio.Future[None] | None = None
+    _relay_task: asyncio.Future[Any] | None = None
+    _client_left = False
+    _unflushed = 0  # bytes written to the response but not yet flushed
 
     def initialize(self, service: GatewayService) -> None:  # type: ignore[override]
         self.service = service
@@ -88,9 +93,7 @@ class GatewayHandlerMixin(web.RequestHandler):
         limit = self.service.config.max_request_bytes
         length = self.request.headers.get("Content-Length")
         if (length and length.isdigit() and int(length) > limit) or len(self.request.body) > limit:
-            raise GatewayError(
-                413, f"The request is larger than Cortex's limit of {limit // (1024 * 1024)} MiB."
-            )
+            raise too_large(limit)
 
     # -- replies ------------------------------------------------------------------------------
 
@@ -121,21 +124,57 @@ class GatewayHandlerMixin(web.RequestHandler):
                 self.finish()
 
     async def _pump(self, frames: AsyncIterator[bytes]) -> None:
+        # Events that arrived together from Cortex leave together: one flush (one send) per turn
+        # of the event loop instead of one per event, which halves the relay's CPU per event
+        # (benchmarks/, docs/benchmarks.md); a lone event still leaves on the next turn.
+        flusher: asyncio.Future[None] | None = None
         try:
             async for chunk in frames:
                 self.write(chunk)
-                await self.flush()
+                self._unflushed += len(chunk)
+                if flusher is None or flusher.done():
+                    if flusher is not None:
+                        flusher.result()  # raises StreamClosedError once the client has gone
+                    flusher = asyncio.ensure_future(self._flush_soon())
+                elif self._unflushed > _MAX_UNFLUSHED:
+                    await flusher  # a slow client: wait instead of buffering without bound
+            if flusher is not None:
+                await flusher
         except StreamClosedError:
             pass
         finally:
+            if flusher is not None and not flusher.done():
+                flusher.cancel()
+            elif flusher is not None and not flusher.cancelled():
+                flusher.exception()  # retrieved: a closed client is not worth a log line
             await frames.aclose()  # type: ignore[attr-defined]
+
+    async def _flush_soon(self) -> None:
+        while self._unflushed:
+            self._unflushed = 0
+            await self.flush()
 
     def on_connection_close(self) -> None:
         # Closing the upstream request at once when the client leaves: cancel the pump, whose
-        # `finally` closes the async generator and so the httpx response.
+        # `finally` closes the async generator and so the httpx response, or the wait for
+        # Cortex's first byte (until_client_leaves).
+        self._client_left = True
         if self._relay_task is not None and not self._relay_task.done():
             self._relay_task.cancel()
         super().on_connection_close()
+
+    async def until_client_leaves(self, work: Awaitable[Reply]) -> Reply | None:
+        """``work`` (a call to Cortex), or None once the client hung up: a request still waiting
+        for Cortex's first byte is closed upstream then, not when Cortex answers
+        (tests/test_client_disconnects.py)."""
+        task: asyncio.Future[Any] = asyncio.ensure_future(work)
+        self._relay_task = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self._client_left and task.cancelled():
+                return None
+            raise
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, GatewayError | web.HTTPError):
@@ -193,24 +232,49 @@ class JupyterAuthBase(GatewayHandlerMixin, APIHandler):
 # -- endpoints --------------------------------------------------------------------------------
 
 
-class AnthropicMessages(GatewayHandlerMixin):
+class AnthropicMessages(StreamedBody, GatewayHandlerMixin):
     async def post(self) -> None:
+        body = self.request_body  # first: raises a refusal deferred until the body was read
         gateway = await self.service.get_gateway()
-        await self.send_reply(
-            await gateway.anthropic_messages(self.request.body, self.request.headers)
+        reply = await self.until_client_leaves(
+            gateway.anthropic_messages(body, self.request.headers)
         )
+        if reply is not None:
+            await self.send_reply(reply)
 
 
-class AnthropicCountTokens(GatewayHandlerMixin):
+class AnthropicCountTokens(StreamedBody, GatewayHandlerMixin):
     async def post(self) -> None:
+        body = self.request_body
         gateway = await self.service.get_gateway()
-        await self.send_reply(gateway.count_tokens(self.request.body))
+        await self.send_reply(gateway.count_tokens(body))
 
 
 class AnthropicModels(GatewayHandlerMixin):
     async def get(self) -> None:
         gateway = await self.service.get_gateway()
-        await self.send_reply(gateway.anthropic_models())
+        await self.send_reply(await gateway.anthropic_models())
+
+
+class OpenAIChatCompletions(StreamedBody, GatewayHandlerMixin):
+    error_dialect = "openai"
+
+    async def post(self) -> None:
+        body = self.request_body
+        gateway = await self.service.get_gateway()
+        reply = await self.until_client_leaves(
+            gateway.openai_chat_completions(body, self.request.headers)
+        )
+        if reply is not None:
+            await self.send_reply(reply)
+
+
+class OpenAIModels(GatewayHandlerMixin):
+    error_dialect = "openai"
+
+    async def get(self) -> None:
+        gateway = await self.service.get_gateway()
+        await self.send_reply(await gateway.openai_models())
 
 
 class Health(GatewayHandlerMixin):
@@ -249,11 +313,16 @@ class Usage(GatewayHandlerMixin):
         await self.send_reply(JsonReply(200, body))
 
 
+from .claude_terminal import ClaudeTerminal  # noqa: E402 - it needs nothing above
+
 ENDPOINTS: list[tuple[str, type[GatewayHandlerMixin]]] = [
     (r"cortex-claude/anthropic/v1/messages", AnthropicMessages),
     (r"cortex-claude/anthropic/v1/messages/count_tokens", AnthropicCountTokens),
     (r"cortex-claude/anthropic/v1/models", AnthropicModels),
+    (r"cortex-claude/openai/v1/chat/completions", OpenAIChatCompletions),
+    (r"cortex-claude/openai/v1/models", OpenAIModels),
     (r"cortex-claude/health", Health),
+    (r"cortex-claude/terminals", ClaudeTerminal),  # type: ignore[list-item] - a mixin
     (r"cortex-claude/usage", Usage),
 ]
 

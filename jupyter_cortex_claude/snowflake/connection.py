@@ -49,7 +49,17 @@ log = logging.getLogger(__name__)
 PAT = "programmatic_access_token"
 KEYPAIR_JWT = "snowflake_jwt"
 
-IMPLEMENTED_AUTHENTICATORS = frozenset({PAT, KEYPAIR_JWT})
+OAUTH = "oauth"
+PASSWORD = "snowflake"
+PASSWORD_MFA = "username_password_mfa"
+EXTERNAL_BROWSER = "externalbrowser"
+# Found without configuration (snowflake/notebook_identity.py), never written by users.
+SPCS_OAUTH = "spcs_oauth"
+SNOWPARK_SESSION = "snowpark_session"
+
+IMPLEMENTED_AUTHENTICATORS = frozenset(
+    {PAT, KEYPAIR_JWT, OAUTH, PASSWORD, PASSWORD_MFA, EXTERNAL_BROWSER}
+)
 
 # Spellings users write (the connector takes them case-insensitively) → our normalized kind.
 AUTHENTICATOR_ALIASES: dict[str, str] = {
@@ -80,6 +90,8 @@ CONNECTION_FIELDS: tuple[str, ...] = (
     "private_key_file",
     "private_key_file_pwd",
     "private_key",
+    "password",
+    "passcode",
 )
 
 ENVIRONMENT_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -95,6 +107,8 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, ...]] = {
     "private_key_file": ("SNOWFLAKE_PRIVATE_KEY_FILE", "SNOWFLAKE_PRIVATE_KEY_PATH"),
     "private_key_file_pwd": ("SNOWFLAKE_PRIVATE_KEY_FILE_PWD", "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"),
     "private_key": ("SNOWFLAKE_PRIVATE_KEY_RAW",),
+    "password": ("SNOWFLAKE_PASSWORD",),
+    "passcode": ("SNOWFLAKE_PASSCODE",),
 }
 
 # Keys as the connector and the Snowflake CLI name them in connections.toml; the first spelling
@@ -112,6 +126,8 @@ TOML_KEYS: dict[str, tuple[str, ...]] = {
     "private_key_file": ("private_key_file", "private_key_path"),
     "private_key_file_pwd": ("private_key_file_pwd", "private_key_passphrase"),
     "private_key": ("private_key_raw", "private_key"),
+    "password": ("password",),
+    "passcode": ("passcode",),
 }
 
 SNOWFLAKE_DOMAIN = ".snowflakecomputing.com"
@@ -140,6 +156,10 @@ class SnowflakeConnection:
     private_key_file_pwd: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
     source: str = "defaults"
+    password: str | None = field(default=None, repr=False)
+    passcode: str | None = field(default=None, repr=False)
+    # Log in through the Snowflake connector and send its session token, even for PAT/JWT/OAuth.
+    connector_login: bool = False
 
     @property
     def base_url(self) -> str:
@@ -186,6 +206,8 @@ def resolve_connection(
     if toml_label:
         layers.append((toml_label, toml_settings))
 
+    from .notebook_identity import active_snowpark_session, container_token_file
+
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for name in CONNECTION_FIELDS:
@@ -207,16 +229,45 @@ def resolve_connection(
                 "set SNOWFLAKE_ACCOUNT, `account` in connections.toml, or c.CortexClaude.account "
                 "(e.g. myorg-myaccount)."
             )
+        # A warehouse-runtime Snowflake Notebook: the kernel's own Snowpark session.
+        session = active_snowpark_session()
+        if session is not None:
+            return _snowpark_connection(session)
         return None
 
     used_sources = [label for label, _ in layers if label in origin.values()]
     return _build_connection(
-        merged, origin, source=", ".join(used_sources) or "defaults", environ=environ
+        merged,
+        origin,
+        source=", ".join(used_sources) or "defaults",
+        environ=environ,
+        container_token=container_token_file(environ, config.spcs_token_path),
+        connector_login=config.connector_login,
+    )
+
+
+def _snowpark_connection(session: Any) -> SnowflakeConnection:
+    connection = session.connection
+    return SnowflakeConnection(
+        account=getattr(connection, "account", None),
+        user=getattr(connection, "user", None),
+        role=getattr(connection, "role", None),
+        host=str(getattr(connection, "host", "") or ""),
+        port=getattr(connection, "port", None),
+        protocol=str(getattr(connection, "protocol", None) or "https"),
+        authenticator=SNOWPARK_SESSION,
+        source="the notebook's active Snowpark session",
     )
 
 
 def _build_connection(
-    merged: dict[str, Any], origin: dict[str, str], *, source: str, environ: Mapping[str, str]
+    merged: dict[str, Any],
+    origin: dict[str, str],
+    *,
+    source: str,
+    environ: Mapping[str, str],
+    container_token: str | None = None,
+    connector_login: bool = False,
 ) -> SnowflakeConnection:
     account = _normalize_account(merged.get("account"))
     protocol = str(merged.get("protocol") or "https").lower()
@@ -244,13 +295,35 @@ def _build_connection(
     authenticator = _choose_authenticator(merged, origin)
 
     user = merged.get("user") or None
+    if authenticator == PAT and not (token or token_file_path) and merged.get("password"):
+        authenticator = PASSWORD
+    if (
+        authenticator == PAT
+        and not (token or token_file_path)
+        and container_token
+        and "authenticator" not in origin
+    ):
+        # Inside Snowpark Container Services with nothing configured: the container's own token.
+        authenticator = SPCS_OAUTH
+        token_file_path = container_token
+        source = f"{source}; Snowpark Container Services token file"
+    if authenticator == OAUTH and not (token or token_file_path):
+        raise ConfigurationError(
+            "OAuth authentication needs an access token: set SNOWFLAKE_TOKEN, `token` or "
+            "`token_file_path` in connections.toml, or c.CortexClaude.token_file_path."
+        )
+    if authenticator in (PASSWORD, PASSWORD_MFA) and not (merged.get("password") and user):
+        raise ConfigurationError(
+            f"The {authenticator} login needs the user and a password: set SNOWFLAKE_USER and "
+            "SNOWFLAKE_PASSWORD, or `user` and `password` in connections.toml."
+        )
     if authenticator == PAT and not (token or token_file_path):
         raise ConfigurationError(
             f"Snowflake account {account or host!r} is configured without a credential. Add a "
             "programmatic access token (SNOWFLAKE_TOKEN, `token` or `token_file_path` in "
             "connections.toml, or c.CortexClaude.token_file_path), or a key pair "
-            "(SNOWFLAKE_PRIVATE_KEY_FILE and SNOWFLAKE_USER). A `password` is not used: put a "
-            "programmatic access token in `token`."
+            "(SNOWFLAKE_PRIVATE_KEY_FILE and SNOWFLAKE_USER), a password (SNOWFLAKE_PASSWORD), "
+            "or authenticator = externalbrowser for SSO."
         )
     if authenticator == KEYPAIR_JWT:
         if not (private_key_file or private_key):
@@ -286,6 +359,9 @@ def _build_connection(
         private_key_file_pwd=merged.get("private_key_file_pwd") or None,
         private_key=private_key,
         source=source,
+        password=merged.get("password") or None,
+        passcode=str(merged["passcode"]) if merged.get("passcode") else None,
+        connector_login=connector_login,
     )
 
 
@@ -324,11 +400,8 @@ def _choose_authenticator(merged: dict[str, Any], origin: dict[str, str]) -> str
             )
         if kind not in IMPLEMENTED_AUTHENTICATORS:
             raise ConfigurationError(
-                f"The {raw!r} authenticator (from {origin['authenticator']}) is not supported yet: "
-                "OAuth, browser SSO and password logins come with the identities work. For now "
-                "use a programmatic access token (SNOWFLAKE_TOKEN or `token_file_path`) or a key "
-                "pair (`private_key_file`), and set the authenticator to "
-                "programmatic_access_token or snowflake_jwt, or leave it empty."
+                f"The {raw!r} authenticator (from {origin['authenticator']}) is not supported. "
+                "Supported: " + ", ".join(sorted(IMPLEMENTED_AUTHENTICATORS)) + "."
             )
         assert kind is not None
         return kind
@@ -509,12 +582,6 @@ def _connections_toml_entry(
             if entry.get(key) not in (None, ""):
                 settings[field_name] = entry[key]
                 break
-    if "password" in entry and not any(k in settings for k in ("token", "private_key_file")):
-        log.info(
-            "connections.toml [%s] has a password, which jupyter-cortex-claude does not use yet; "
-            "put a programmatic access token in `token` instead.",
-            name,
-        )
     return f"connections.toml [{name}]", settings
 
 

@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 
 from ..gateway.errors import GatewayError
-from .errors import error_from_cortex, is_error_body, is_throttled_400, parse_snowflake_error
+from .errors import (
+    SESSION_EXPIRED_CODE,
+    error_from_cortex,
+    is_error_body,
+    is_throttled_400,
+    parse_snowflake_error,
+)
 
 log = logging.getLogger("jupyter_cortex_claude.cortex")
 
@@ -60,6 +66,7 @@ class CortexClient:
         self.base_url = base_url.rstrip("/")
         self.identity = identity
         self.retry = retry or RetryPolicy()
+        self._auth = auth
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth,
@@ -99,6 +106,7 @@ class CortexClient:
                 last_error = self._transport_error(exc)
             else:
                 if response.status_code < 400:
+                    await self._raise_if_session_expired(response, model)
                     return CortexResponse(response, retries=retries, started=started)
                 body = await _read_bounded(response)
                 error = error_from_cortex(
@@ -108,6 +116,8 @@ class CortexClient:
                     model=model,
                     identity=self.identity,
                 )
+                if response.status_code == 401:
+                    self._add_credential_advice(error)
                 retryable = response.status_code in _RETRYABLE_STATUS or is_throttled_400(
                     response.status_code, body
                 )
@@ -138,6 +148,35 @@ class CortexClient:
                 response.status_code, body, response.headers, model="", identity=self.identity
             )
         return response.json()
+
+    async def _raise_if_session_expired(self, response: httpx.Response, model: str) -> None:
+        """Session tokens expire with HTTP 200 + code 390112 (cortex-api.md), for streamed
+        requests too (as JSON instead of an event stream). The credential's auth flow already
+        renewed and replayed once; if the answer is still 390112, the session cannot be renewed."""
+        if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
+            return
+        try:
+            body = await response.aread()
+        except httpx.HTTPError as exc:  # a JSON answer cut mid-way (tests/test_faults.py)
+            await response.aclose()
+            raise GatewayError(
+                502, f"The answer from Cortex broke off ({type(exc).__name__})."
+            ) from None
+        payload = parse_snowflake_error(body)
+        if str(payload.get("code")) != SESSION_EXPIRED_CODE or not is_error_body(payload):
+            return
+        await response.aclose()
+        error = error_from_cortex(401, body, response.headers, model=model, identity=self.identity)
+        error.message = error.message.replace("Cortex answered 401", "Cortex answered 200")
+        self._add_credential_advice(error)
+        raise error
+
+    def _add_credential_advice(self, error: GatewayError) -> None:
+        explain = getattr(self._auth, "explain_refusal", None)
+        if explain is not None:
+            error.message = f"{error.message} {explain()}"
 
     def _timeout_error(self, exc: httpx.TimeoutException) -> GatewayError:
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):

@@ -6,11 +6,12 @@ is. Every credential answers two questions: "which headers, now?"
 token was refused, renew" (:meth:`SnowflakeCredential.renew`). The httpx auth flow ties them
 together: attach the headers, and on a 401 renew once and replay the request once.
 
-Kinds available now: programmatic access tokens (:class:`PatCredential`) and key-pair JWTs
-(:class:`KeyPairJwtCredential`). Later kinds (connector session tokens, sent as ``Authorization:
-Snowflake Token="..."`` and expiring with HTTP 200 + code 390112; OAuth; the Snowflake Notebooks
-token file) override :meth:`SnowflakeCredential._authorization_headers` and
-:meth:`SnowflakeCredential._is_refusal` and drop in without changes elsewhere.
+Kinds here: programmatic access tokens (:class:`PatCredential`) and key-pair JWTs
+(:class:`KeyPairJwtCredential`). The others live beside them and override
+:meth:`SnowflakeCredential._authorization_headers`, :meth:`SnowflakeCredential._needs_body` and
+:meth:`SnowflakeCredential._is_refusal`: connector session tokens (``session_credentials.py``, sent
+as ``Authorization: Snowflake Token="..."`` and expiring with HTTP 200 + code 390112), OAuth tokens
+and the Snowflake Notebooks token file (``oauth.py``, ``notebook_identity.py``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+
+if TYPE_CHECKING:  # PyJWT and cryptography cost ~70 ms to import; only key-pair auth needs them
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .connection import KEYPAIR_JWT, PAT, ConfigurationError, SnowflakeConnection
 
@@ -100,7 +101,7 @@ class SnowflakeCredential(httpx.Auth, ABC):
         token = await self._current_token()
         request.headers.update(self._authorization_headers(token))
         response = yield request
-        if self.requires_response_body:
+        if self._needs_body(response):
             await response.aread()
         if not self._is_refusal(response):
             return
@@ -127,6 +128,10 @@ class SnowflakeCredential(httpx.Auth, ABC):
         if self.token_type:
             headers["X-Snowflake-Authorization-Token-Type"] = self.token_type
         return headers
+
+    def _needs_body(self, response: httpx.Response) -> bool:
+        """Whether :meth:`_is_refusal` must see the body (session tokens' 200 + 390112)."""
+        return self.requires_response_body
 
     def _is_refusal(self, response: httpx.Response) -> bool:
         return response.status_code == 401
@@ -272,6 +277,8 @@ def jwt_account_name(account: str) -> str:
 def public_key_fingerprint(private_key: rsa.RSAPrivateKey) -> str:
     """``SHA256:<base64>`` of the public key's DER SubjectPublicKeyInfo: Snowflake's
     RSA_PUBLIC_KEY_FP."""
+    from cryptography.hazmat.primitives import serialization
+
     der = private_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -288,6 +295,9 @@ def load_private_key(
 
     Errors say which setting to fix and never include the key or the passphrase.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     if private_key:
         data = private_key.encode("utf-8") if isinstance(private_key, str) else private_key
         where = "the private key text"
@@ -413,6 +423,8 @@ class KeyPairJwtCredential(SnowflakeCredential):
             "iat": issued_at,
             "exp": int(issued_at + self._lifetime),
         }
+        import jwt
+
         return jwt.encode(claims, self._key, algorithm="RS256")
 
     def _expiry_iso(self) -> str | None:
@@ -449,6 +461,11 @@ def create_credential(
     connection: SnowflakeConnection, *, clock: Clock = time.time
 ) -> SnowflakeCredential:
     """The credential for a resolved connection; :class:`CredentialError` if it cannot load."""
+    if connection.connector_login or connection.authenticator not in (PAT, KEYPAIR_JWT):
+        # OAuth, connector sessions and Snowflake Notebooks live in their own modules.
+        from .identities import create_identity_credential
+
+        return create_identity_credential(connection, clock=clock)
     if connection.authenticator == PAT:
         return PatCredential(
             connection.token,
@@ -468,7 +485,4 @@ def create_credential(
             passphrase=connection.private_key_file_pwd,
             clock=clock,
         )
-    raise CredentialError(
-        f"The {connection.authenticator!r} authenticator is not supported yet: it comes with the "
-        "identities work. Use a programmatic access token or a key pair for now."
-    )
+    raise CredentialError(f"Unknown authenticator {connection.authenticator!r}.")

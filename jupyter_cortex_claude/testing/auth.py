@@ -108,6 +108,10 @@ class Credentials:
         self._revoked: set[str] = set()
         self._session_tokens: set[str] = set()
         self._expired_sessions: set[str] = set()
+        # Session tokens issued by a login expire on schedule (time.time() after which 390112).
+        self._session_expiry: dict[str, float] = {}
+        self._revoked_sessions: set[str] = set()
+        self._oauth_tokens: set[str] = set()
         self._keys: dict[str, _RegisteredKey] = {}
 
     def add_pat(self, token: str) -> None:
@@ -119,10 +123,37 @@ class Credentials:
         with self._lock:
             self._revoked.add(token)
 
-    def add_session_token(self, token: str) -> None:
+    def add_session_token(self, token: str, expires_at: float | None = None) -> None:
         with self._lock:
             self._session_tokens.add(token)
             self._expired_sessions.discard(token)
+            self._revoked_sessions.discard(token)
+            if expires_at is None:
+                self._session_expiry.pop(token, None)
+            else:
+                self._session_expiry[token] = expires_at
+
+    def revoke_session_token(self, token: str) -> None:
+        """A logged-out or killed session: its token gets a 401, not the 390112 quirk."""
+        with self._lock:
+            self._revoked_sessions.add(token)
+
+    def add_oauth_token(self, token: str) -> None:
+        with self._lock:
+            self._oauth_tokens.add(token)
+            self._revoked.discard(token)
+
+    def is_oauth_token(self, token: str) -> bool:
+        with self._lock:
+            return token in self._oauth_tokens and token not in self._revoked
+
+    def is_pat(self, token: str) -> bool:
+        with self._lock:
+            return token in self._pats and token not in self._revoked
+
+    def check_jwt(self, token: str) -> None:
+        """Raise :class:`CortexRefusal` (401, code 390144) unless the key-pair JWT is valid."""
+        self._check_jwt(token)
 
     def expire_session_token(self, token: str) -> None:
         with self._lock:
@@ -157,6 +188,11 @@ class Credentials:
                 401, f"Unsupported X-Snowflake-Authorization-Token-Type {declared!r}."
             )
         kind = "KEYPAIR_JWT" if credential.count(".") == 2 else "PROGRAMMATIC_ACCESS_TOKEN"
+        with self._lock:
+            if credential in self._oauth_tokens:
+                kind = "OAUTH"
+        if kind == "OAUTH" or declared == "OAUTH":
+            return self._check_oauth(credential, declared)
         if declared is not None and declared != kind:
             raise CortexRefusal(
                 401,
@@ -175,13 +211,39 @@ class Credentials:
             raise CortexRefusal(401, "Invalid OAuth access token or programmatic access token.")
         return kind
 
+    def _check_oauth(self, token: str, declared: str | None) -> str:
+        with self._lock:
+            known = token in self._oauth_tokens
+            revoked = token in self._revoked
+        if declared is not None and declared != "OAUTH":
+            raise CortexRefusal(
+                401, f"X-Snowflake-Authorization-Token-Type is {declared} but the token is OAuth."
+            )
+        if revoked:
+            raise CortexRefusal(401, "OAuth access token is invalid or has been revoked.")
+        if not known:
+            with self._lock:
+                other_kind = token in self._pats or token.count(".") == 2
+            if other_kind:
+                raise CortexRefusal(
+                    401,
+                    "X-Snowflake-Authorization-Token-Type is OAUTH but the token is not of that "
+                    "kind.",
+                )
+            raise CortexRefusal(401, "Invalid OAuth access token.")
+        return "OAUTH"
+
     def _check_session_token(self, token: str) -> str:
         with self._lock:
             known = token in self._session_tokens
+            revoked = token in self._revoked_sessions
             expired = token in self._expired_sessions
-        if not known:
+            expires_at = self._session_expiry.get(token)
+        if not known or revoked:
             raise CortexRefusal(401, "Session token is invalid.")
-        return EXPIRED_SESSION if expired else "SESSION"
+        if expired or (expires_at is not None and time.time() >= expires_at):
+            return EXPIRED_SESSION
+        return "SESSION"
 
     def _check_jwt(self, token: str) -> None:
         def invalid(reason: str) -> CortexRefusal:

@@ -29,6 +29,7 @@ from . import rendering
 from .auth import EXPIRED_SESSION, Credentials
 from .catalogue import ModelTable
 from .chat_validation import validate_chat_request
+from .login import LOGIN_PATHS, SSO_PATH, LoginProtocol
 from .messages_validation import validate_messages_request
 from .refusals import SESSION_EXPIRED, CortexRefusal, snowflake_error_body
 from .replies import Fault, Reply
@@ -86,17 +87,30 @@ class CortexEmulator:
         model_output_ceilings: Mapping[str, int] | None = None,
         models: Iterable[str] | None = None,
         token_delay: float = 0.0,
+        passwords: Mapping[str, str] | None = None,
+        session_lifetime: float = 3600.0,
     ) -> None:
         self.account = account
         self.user = user
         self.credentials = Credentials(account, user, pats)
+        # The connector's login protocol (password, PAT, key-pair, OAuth, browser SSO logins and
+        # session tokens that expire on schedule): see testing/login.py.
+        self.login = LoginProtocol(
+            self.credentials, passwords=passwords, session_lifetime=session_lifetime
+        )
         self.models = ModelTable(models, output_ceiling, model_output_ceilings)
         self.token_delay = token_delay
         self.responder: Callable[[dict[str, Any]], Reply] | None = _default_responder
         self.requests: list[RecordedRequest] = []
+        # Paths answered with 404 as if this deployment lacked them, e.g. {MESSAGES_PATH} for an
+        # account without the Messages API (the gateway then falls back to Chat Completions).
+        self.missing_paths: set[str] = set()
         # Streams the client (the gateway) closed before the answer was complete: proof that a
         # client leaving closes the upstream request.
         self.streams_abandoned = 0
+        # Requests whose connection the client closed before the answer was complete, at any
+        # stage (waiting for the first byte included): the fault battery's proof of closing.
+        self.requests_dropped = 0
         self.host = "127.0.0.1"
         self.port = 0
         self._lock = threading.Lock()
@@ -127,6 +141,26 @@ class CortexEmulator:
     def expire_session_token(self, token: str) -> None:
         """From now on the token gets Snowflake's HTTP 200 + code 390112 answer."""
         self.credentials.expire_session_token(token)
+
+    def add_oauth_token(self, token: str) -> None:
+        self.credentials.add_oauth_token(token)
+
+    def add_password(
+        self, password: str, user: str | None = None, passcode: str | None = None
+    ) -> None:
+        """Let ``user`` log in with ``password`` (and, when given, this MFA passcode)."""
+        name = (user or self.user).upper()
+        with self.login._lock:
+            self.login.passwords[name] = password
+            if passcode is not None:
+                self.login.passcodes[name] = passcode
+
+    def token_requests(self) -> list[RecordedRequest]:
+        """Session renewals the connector asked for (``/session/token-request``)."""
+        return [r for r in list(self.requests) if r.path == "/session/token-request"]
+
+    def login_requests(self) -> list[RecordedRequest]:
+        return [r for r in list(self.requests) if r.path == "/session/v1/login-request"]
 
     def script(self, *replies: Reply) -> None:
         with self._lock:
@@ -234,6 +268,12 @@ class _CortexHandler(tornado.web.RequestHandler):
         self.emulator = emulator
         self.request_id = str(uuid.uuid4())
 
+    def on_connection_close(self) -> None:
+        if not self._finished:
+            with self.emulator._lock:
+                self.emulator.requests_dropped += 1
+        super().on_connection_close()
+
     def prepare(self) -> None:
         # Every Snowflake response carries the request id; support asks for it.
         self.set_header("X-Snowflake-Request-ID", self.request_id)
@@ -282,7 +322,19 @@ class _CortexHandler(tornado.web.RequestHandler):
 
     async def _answer(self) -> None:
         path, method = self.request.path, self.request.method
-        if path not in ROUTES:
+        if path in LOGIN_PATHS:
+            status, payload = self.emulator.login.answer(self, self.emulator.url)
+            self._send_json(status, payload)
+            return
+        if path == SSO_PATH:
+            # The identity provider's page: it sends the browser back to the connector's port.
+            self.redirect(
+                self.emulator.login.sso_redirect(
+                    self.get_query_argument("port"), self.get_query_argument("proof")
+                )
+            )
+            return
+        if path not in ROUTES or path in self.emulator.missing_paths:
             raise CortexRefusal(404, f"Not found: {method} {path}")
         if method != ROUTES[path]:
             raise CortexRefusal(405, f"Method {method} is not allowed on {path}")

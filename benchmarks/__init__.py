@@ -1,0 +1,1 @@
+"""Benchmarks: the gateway against the straight path and the proxies users would pick."""

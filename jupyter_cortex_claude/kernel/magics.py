@@ -1,0 +1,206 @@
+"""The ``%cortex_claude`` and ``%%cortex_claude`` magics.
+
+Line mode: ``%cortex_claude [open] [--model M] [--cwd DIR] [PROMPT]`` opens Claude Code in a
+terminal; ``status``, ``models``, ``usage`` and ``help``. Cell mode (the cell is a prompt) and
+``usage`` live in :mod:`.cell_chat` and :mod:`.usage_view`, imported only when used, so loading the
+extension costs almost nothing in every kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+SUBCOMMANDS = ("open", "status", "models", "usage", "help")
+HTTP_TIMEOUT = 15.0
+
+HELP = """\
+%cortex_claude                        open Claude Code in a terminal in this notebook's folder
+%cortex_claude [open] [--model M] [--cwd DIR] [PROMPT]
+                                      ... with a model, another folder, an initial prompt
+%cortex_claude status                 connection, identity, models, gateway URL and mode
+%cortex_claude models                 the models this account can use
+%cortex_claude usage [--since 7d]     tokens and estimated cost recorded by the gateway
+%cortex_claude help                   this text
+
+%%cortex_claude [--model M] [--new] ...   (cell magic) the cell is a prompt; the answer streams
+                                      below. `%%cortex_claude --help` lists its options.
+
+Modes: "server-extension" (the Jupyter server runs the gateway; terminals are preconfigured),
+"in-kernel" (no extension here: this kernel runs the gateway), "standalone" (`cortex-claude`)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}\n\n{HELP}")
+
+
+def _open_parser() -> _Parser:
+    parser = _Parser(prog="%cortex_claude open", add_help=False)
+    parser.add_argument("--model", help="model Claude Code starts with")
+    parser.add_argument("--cwd", help="folder, relative to the notebook's folder")
+    parser.add_argument("prompt", nargs="*", help="initial prompt")
+    return parser
+
+
+def split_line(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError:
+        # An unquoted apostrophe ("what's wrong") must not make the magic unusable.
+        return line.split()
+
+
+@magics_class
+class CortexClaudeMagics(Magics):
+    @line_cell_magic
+    def cortex_claude(self, line: str, cell: str | None = None) -> None:
+        if cell is not None:
+            try:
+                from .cell_chat import run_cell
+            except ImportError:
+                print("%%cortex_claude (chat in a cell) is not available yet in this version.")
+                return
+            run_cell(line, cell, self.shell)
+            return
+        words = split_line(line)
+        command = words[0] if words and words[0] in SUBCOMMANDS else "open"
+        rest = words[1:] if words and words[0] == command else words
+        if command == "help" or rest[:1] in (["-h"], ["--help"]):
+            print(HELP)
+        elif command == "status":
+            show_status()
+        elif command == "models":
+            show_models()
+        elif command == "usage":
+            try:
+                from .usage_view import show_usage
+            except ImportError:
+                print("%cortex_claude usage is not available yet in this version.")
+                return
+            show_usage(shlex.join(rest), self.shell)
+        else:
+            open_claude(rest)
+
+
+def _endpoint() -> Any:
+    from .discovery import GatewayNotFound, find_gateway
+
+    try:
+        return find_gateway(start_in_kernel=True)
+    except GatewayNotFound as error:
+        raise UsageError(str(error)) from None
+
+
+def open_claude(words: list[str]) -> None:
+    from IPython.display import display
+
+    from .open_claude import OpenRequest, open_terminal_bundle, resolve_folder
+
+    args = _open_parser().parse_args(words)
+    folder = resolve_folder(args.cwd)
+    if not folder.is_dir():
+        raise UsageError(f"--cwd {args.cwd!r}: {folder} is not a folder.")
+    request = OpenRequest(folder=folder, model=args.model, prompt=" ".join(args.prompt) or None)
+    display(open_terminal_bundle(request, _endpoint()), raw=True)
+
+
+# -- status and models ---------------------------------------------------------------------------
+
+
+def _get_json(endpoint: Any, url: str) -> dict[str, Any]:
+    import httpx
+
+    response = httpx.get(
+        url, headers={"Authorization": f"Bearer {endpoint.key}"}, timeout=HTTP_TIMEOUT
+    )
+    body: dict[str, Any] = response.json() if response.content else {}
+    if response.status_code >= 400:
+        message = (body.get("error") or {}).get("message") if isinstance(body, dict) else None
+        raise RuntimeError(f"{url} answered {response.status_code}: {message or response.text}")
+    return body
+
+
+def _model_names(endpoint: Any) -> list[str]:
+    body = _get_json(endpoint, endpoint.anthropic_url.rstrip("/") + "/v1/models")
+    return [str(item.get("id")) for item in body.get("data", []) if isinstance(item, dict)]
+
+
+def status_text(endpoint: Any, health: dict[str, Any], models: list[str] | None) -> str:
+    """A plain-text report: never a key or a token, only where and as whom."""
+    state = health.get("status", "?")
+    lines = [f"cortex-claude: {state} ({endpoint.mode} gateway)"]
+    if health.get("notice"):
+        lines.append(f"  {health['notice']}")
+    if health.get("error"):
+        lines.append(f"  error:         {health['error']}")
+    rows = [
+        ("gateway", endpoint.gateway_url),
+        ("mode", endpoint.mode),
+        ("account", health.get("account")),
+        ("host", health.get("account_host")),
+        ("user", health.get("user")),
+        ("role", health.get("role")),
+        ("auth", health.get("auth_method")),
+        ("credential", _describe_credential(health.get("credential"))),
+        ("configured by", health.get("config_source")),
+        ("default model", health.get("default_model")),
+        ("models", ", ".join(models) if models else None),
+        ("version", health.get("version")),
+    ]
+    lines += [f"  {name + ':':<15}{value}" for name, value in rows if value]
+    if health.get("claude_installed") is False and health.get("claude_install_hint"):
+        lines.append(f"  Claude Code:   {health['claude_install_hint']}")
+    return "\n".join(lines)
+
+
+def _describe_credential(credential: Any) -> str | None:
+    if not isinstance(credential, dict):
+        return str(credential) if credential else None
+    text = str(credential.get("kind") or "credential")
+    if credential.get("expires_at"):
+        text += f", expires {credential['expires_at']}"
+    return text
+
+
+def show_status() -> None:
+    endpoint = _endpoint()
+    try:
+        health = _get_json(endpoint, endpoint.gateway_url + "/health")
+    except Exception as error:
+        print(
+            f"cortex-claude: the {endpoint.mode} gateway at {endpoint.gateway_url} did not answer: "
+            f"{error}",
+            file=sys.stderr,
+        )
+        return
+    try:
+        models: list[str] | None = _model_names(endpoint)
+    except Exception:
+        models = None  # health already says why, when the account is not configured
+    print(status_text(endpoint, health, models))
+
+
+def show_models() -> None:
+    endpoint = _endpoint()
+    try:
+        names = _model_names(endpoint)
+    except Exception as error:
+        print(f"cortex-claude: could not list models: {error}", file=sys.stderr)
+        return
+    print("Models (Anthropic endpoint; use with --model or /model in Claude Code):")
+    for name in names:
+        print(f"  {name}")
+
+
+def register_magics(shell: Any) -> None:
+    shell.register_magics(CortexClaudeMagics)
+
+
+def load_ipython_extension(shell: Any) -> None:
+    register_magics(shell)

@@ -1,0 +1,239 @@
+"""``%cortex_claude usage [--since 7d] [--snowflake]``: what the gateway used, live.
+
+The numbers come from the gateway's ledger through ``GET cortex-claude/usage`` (the gateway owns the
+ledger file, wherever it is configured). A table by model with an *estimated* cost, and a plot of
+tokens by model over time when matplotlib is installed. ``--snowflake`` adds Snowflake's own
+account of ``CORTEX_REST_API_USAGE_HISTORY``, which lags 45 minutes to 3 hours (cortex-api.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import shlex
+import sys
+from typing import Any
+
+import httpx
+
+SNOWFLAKE_USAGE_QUERY = """
+SELECT MODEL_NAME, TO_CHAR(DATE_TRUNC('day', START_TIME), 'YYYY-MM-DD') AS DAY,
+       COUNT(*) AS REQUESTS, SUM(TOKENS) AS TOKENS
+FROM SNOWFLAKE.ACCOUNT_USAGE.CORTEX_REST_API_USAGE_HISTORY
+WHERE START_TIME >= TO_TIMESTAMP_LTZ(%s)
+GROUP BY 1, 2 ORDER BY 2, 1
+"""
+
+TABLE_COLUMNS = (
+    "model",
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "mean_first_token_ms",
+    "estimated_credits",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise ValueError(f"%cortex_claude usage: {message}\n{self.format_usage()}")
+
+
+def usage_url(endpoint: Any) -> str:
+    base = endpoint.anthropic_url.rstrip("/")
+    if base.endswith("/anthropic"):
+        base = base[: -len("/anthropic")]
+    return base + "/usage"
+
+
+def fetch_usage(endpoint: Any, since: str, group_by: str) -> dict[str, Any]:
+    response = httpx.get(
+        usage_url(endpoint),
+        params={"since": since, "group_by": group_by},
+        headers={"authorization": f"Bearer {endpoint.key}"},
+        timeout=30,
+    )
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        raise RuntimeError(f"GET cortex-claude/usage answered {response.status_code}: {message}")
+    return response.json()
+
+
+def show_usage(line: str, shell: Any) -> None:
+    from IPython.display import Markdown, display
+
+    parser = _Parser(prog="%cortex_claude usage", add_help=False)
+    parser.add_argument("--since", default="30d", help="7d, 12h, 2025-01-31 or Unix seconds")
+    parser.add_argument("--snowflake", action="store_true")
+    words = shlex.split(line)
+    if words[:1] == ["usage"]:
+        words = words[1:]
+    try:
+        args = parser.parse_args(words)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return
+    from .cell_chat import gateway_endpoint
+
+    endpoint = gateway_endpoint()
+    if endpoint is None:
+        return
+    try:
+        by_model = fetch_usage(endpoint, args.since, "model")
+        over_time = fetch_usage(endpoint, args.since, "hour,model")
+    except (RuntimeError, httpx.HTTPError) as error:
+        print(f"cortex-claude: {error}", file=sys.stderr)
+        return
+    groups = by_model["groups"]
+    total = sum(group["input_tokens"] + group["output_tokens"] for group in groups)
+    display(
+        Markdown(
+            f"**cortex-claude usage since {args.since}:** "
+            f"{sum(g['requests'] for g in groups)} requests, {total} tokens, "
+            f"about **{by_model['estimated_credits']:.4f} credits** (estimate: "
+            "`c.CortexClaude.model_prices`)"
+        )
+    )
+    display_table(groups)
+    plot_tokens_over_time(over_time["groups"])
+    if args.snowflake:
+        result = snowflake_usage(by_model.get("since") or 0.0)
+        if isinstance(result, str):
+            display(Markdown(result))
+        else:
+            display(
+                Markdown("**Snowflake's account** (`CORTEX_REST_API_USAGE_HISTORY`, lags hours):")
+            )
+            display_table(result, columns=("MODEL_NAME", "DAY", "REQUESTS", "TOKENS"))
+
+
+def display_table(rows: list[dict[str, Any]], columns: tuple[str, ...] = TABLE_COLUMNS) -> None:
+    from IPython.display import HTML, display
+
+    if not rows:
+        display(HTML("<p><i>No requests recorded in this period.</i></p>"))
+        return
+    try:
+        import pandas
+    except ImportError:
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns)
+            + "</tr>"
+            for row in rows
+        )
+        display(HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
+        return
+    display(pandas.DataFrame([{c: row.get(c) for c in columns} for row in rows]))
+
+
+def plot_tokens_over_time(groups: list[dict[str, Any]]) -> None:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(install matplotlib for a plot of tokens by model over time)")
+        return
+    if not groups:
+        return
+    series: dict[str, dict[str, int]] = {}
+    for group in groups:
+        tokens = group["input_tokens"] + group["output_tokens"]
+        series.setdefault(group["model"], {})[group["hour"]] = tokens
+    hours = sorted({hour for points in series.values() for hour in points})
+    figure, axes = plt.subplots(figsize=(8, 3))
+    bottom = [0] * len(hours)
+    for model, points in sorted(series.items()):
+        values = [points.get(hour, 0) for hour in hours]
+        axes.bar(hours, values, bottom=bottom, label=model)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.set_ylabel("tokens")
+    axes.set_title("Tokens by model per hour (UTC)")
+    axes.legend()
+    figure.autofmt_xdate()
+    plt.show()
+
+
+def snowflake_usage(since: float, environ: Any = None) -> list[dict[str, Any]] | str:
+    """Rows from CORTEX_REST_API_USAGE_HISTORY, or a Markdown message saying why not."""
+    environ = os.environ if environ is None else environ
+    try:
+        import snowflake.connector
+    except ImportError:
+        return (
+            "**--snowflake:** the Snowflake connector is not installed: "
+            "`pip install 'jupyter-cortex-claude[snowflake]'`."
+        )
+    connection = _snowpark_connection()
+    if connection is None:
+        from ..config import CortexClaude
+        from ..snowflake.connection import ConfigurationError, resolve_connection
+
+        try:
+            settings = resolve_connection(CortexClaude(), environ)
+        except ConfigurationError as error:
+            return f"**--snowflake:** the Snowflake connection is not usable: {error}"
+        if settings is None:
+            return (
+                "**--snowflake:** no Snowflake account is configured (set SNOWFLAKE_ACCOUNT or "
+                "~/.snowflake/connections.toml), so there is no ACCOUNT_USAGE to compare with."
+            )
+        try:
+            connection = snowflake.connector.connect(**_connector_arguments(settings))
+        except Exception as error:
+            return (
+                f"**--snowflake:** could not connect to Snowflake: {type(error).__name__}: {error}"
+            )
+    try:
+        cursor = connection.cursor()
+        cursor.execute(SNOWFLAKE_USAGE_QUERY, (since,))
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    except Exception as error:
+        return (
+            f"**--snowflake:** the query failed ({type(error).__name__}: {error}). Reading "
+            "SNOWFLAKE.ACCOUNT_USAGE needs a role with IMPORTED PRIVILEGES on the SNOWFLAKE "
+            "database (or the USAGE_VIEWER database role)."
+        )
+
+
+def _snowpark_connection() -> Any:
+    """Inside a Snowflake Notebook, the session it already has."""
+    try:
+        from snowflake.snowpark.context import get_active_session
+
+        return get_active_session().connection
+    except Exception:
+        return None
+
+
+def _connector_arguments(settings: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "account": settings.account,
+        "user": settings.user,
+        "host": settings.host,
+        "port": settings.port,
+        "protocol": settings.protocol,
+        "login_timeout": 30,
+    }
+    if settings.role:
+        arguments["role"] = settings.role
+    if settings.private_key_file:
+        arguments["authenticator"] = "SNOWFLAKE_JWT"
+        arguments["private_key_file"] = settings.private_key_file
+        if settings.private_key_file_pwd:
+            arguments["private_key_file_pwd"] = settings.private_key_file_pwd
+    elif settings.token or settings.token_file_path:
+        arguments["authenticator"] = "PROGRAMMATIC_ACCESS_TOKEN"
+        if settings.token:
+            arguments["token"] = settings.token
+        else:
+            arguments["token_file_path"] = settings.token_file_path
+    return {name: value for name, value in arguments.items() if value not in (None, "")}

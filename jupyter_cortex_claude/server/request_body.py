@@ -1,0 +1,82 @@
+"""Request bodies read as they arrive, so a refused request is never held in memory.
+
+Tornado reads a whole body (up to Jupyter's ``max_body_size``, 512 MiB) before ``prepare()`` runs,
+so a plain handler could only refuse an unauthenticated or oversized request after buffering it.
+Endpoints that take a body stream it instead: ``prepare()`` (auth, the Content-Length check) runs
+on the headers alone, and at most ``max_request_bytes`` are kept.
+
+A refusal made on the headers is answered only after the rest of the body was read and dropped:
+Claude Code and the SDKs send the whole body before they read the answer, and a server that
+answers and closes while they are still sending makes them see a connection reset (which they retry)
+instead of the 401 or 413 (which they report). Bodies announced above twice the limit are not
+worth draining: those are refused at once and the connection closed (tests/test_hostile_input.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING
+
+from tornado import web
+
+from ..gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from ..service import GatewayService
+
+_DRAIN_FACTOR = 2
+
+
+def too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413, f"The request is larger than Cortex's limit of {limit // (1024 * 1024)} MiB."
+    )
+
+
+@web.stream_request_body
+class StreamedBody(web.RequestHandler):
+    """Put first among an endpoint's bases; the endpoint reads :attr:`request_body`."""
+
+    service: GatewayService
+    _chunks: list[bytes] | None = None
+    _received = 0
+    _refusal: Exception | None = None
+
+    async def prepare(self) -> None:
+        try:
+            result = super().prepare()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as refusal:
+            if self._finished or not self._worth_draining():
+                raise
+            self._refusal = refusal
+
+    def _worth_draining(self) -> bool:
+        if self.request.method != "POST":
+            return False  # only POST reads request_body, where a deferred refusal is raised
+        headers = self.request.headers
+        length = headers.get("Content-Length")
+        if length is None:
+            return "chunked" in headers.get("Transfer-Encoding", "").lower()
+        limit = self.service.config.max_request_bytes
+        return length.isdigit() and 0 < int(length) <= _DRAIN_FACTOR * limit
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._refusal is not None:
+            return
+        self._received += len(chunk)
+        limit = self.service.config.max_request_bytes
+        if self._received > limit:  # a chunked upload without Content-Length
+            self._refusal, self._chunks = too_large(limit), None
+            return
+        if self._chunks is None:
+            self._chunks = []
+        self._chunks.append(chunk)
+
+    @property
+    def request_body(self) -> bytes:
+        """The whole body; raises the refusal deferred by :meth:`prepare`, if any."""
+        if self._refusal is not None:
+            raise self._refusal
+        return b"".join(self._chunks or ())

@@ -1,0 +1,32 @@
+"""The benchmark still runs end to end (tiny counts, no peers, nothing timed), so it cannot rot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_smoke_run_prints_the_tables_with_ratios_to_the_straight_path() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWFLAKE_")}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--smoke"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "| straight: Cortex Messages |" in out
+    jupyter_row = next(
+        line for line in out.splitlines() if "| ours in Jupyter, gateway key |" in line
+    )
+    assert "×" in jupyter_row  # a ratio to the straight path, not a dash
+    assert "## Concurrent streams" in out
+    assert "| ours in Jupyter, gateway key | 10 | 10 | 0 |" in out  # every stream completed
+    assert "added by the extension" in out
