@@ -14,19 +14,11 @@ from __future__ import annotations
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
+from .gateway.messages import DOCUMENTED_BETAS
+
 # Cortex's Messages API accepts only Bedrock-compatible beta flags (cortex-api.md, "Messages API
 # details"). Claude Code sends many more; the gateway drops every flag not on this list.
-CORTEX_DOCUMENTED_BETAS: list[str] = [
-    "token-efficient-tools-2025-02-19",
-    "interleaved-thinking-2025-05-14",
-    "output-128k-2025-02-19",
-    "dev-full-thinking-2025-05-14",
-    "context-1m-2025-08-07",
-    "context-management-2025-06-27",
-    "effort-2025-11-24",
-    "tool-search-tool-2025-10-19",
-    "tool-examples-2025-10-29",
-]
+CORTEX_DOCUMENTED_BETAS: list[str] = sorted(DOCUMENTED_BETAS)
 
 # Cortex documents a 16,384-token output ceiling for its listed models (cortex-api.md, "Models
 # and limits").

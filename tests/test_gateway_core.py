@@ -323,3 +323,26 @@ async def test_health_says_what_is_configured_and_never_a_secret(
     assert health["default_model"]
     assert TEST_PAT not in response.text
     assert running_gateway.key not in response.text
+
+
+async def test_a_login_that_cannot_run_is_a_403_with_the_fix(
+    running_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password login needs the Snowflake connector; without it the user is told, at once."""
+    from jupyter_cortex_claude.snowflake import session_credentials
+
+    def connector_missing() -> Any:
+        raise session_credentials.CredentialError(
+            "This Snowflake login needs the Snowflake connector: pip install snowflake-connector-python"
+        )
+
+    monkeypatch.setattr(session_credentials, "_import_connect", connector_missing)
+    service = running_gateway.service
+    await service.stop()
+    service.config.authenticator = "snowflake"
+    service.config.password = "pw"
+    service.config.token = ""
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        await running_gateway.anthropic().messages.create(**small_request())
+    assert "pip install snowflake-connector-python" in str(refused.value)
+    assert running_gateway.emulator.inference_requests() == []

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from ..gateway.errors import GatewayError
+from .connection import ConfigurationError
 from .errors import (
     SESSION_EXPIRED_CODE,
     error_from_cortex,
@@ -104,6 +105,13 @@ class CortexClient:
                 last_error = self._timeout_error(exc)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 last_error = self._transport_error(exc)
+            except ConfigurationError as exc:
+                # The credential cannot be used at all (e.g. its login needs a package that is not
+                # installed): a 403 makes Claude Code stop at once and show the fix, where a 401
+                # would be retried for minutes.
+                raise GatewayError(
+                    403, f"cortex-claude cannot authenticate to Snowflake: {exc}"
+                ) from None
             else:
                 if response.status_code < 400:
                     await self._raise_if_session_expired(response, model)
