@@ -101,6 +101,11 @@ class LoginProtocol:
         self.renewals = 0  # successful token-requests
         self.refuse_renewals = False
         self._sso: dict[str, str] = {}  # proof key -> the token the browser hands back
+        # Where the SSO page lives. The 5.x connector (Rust core) refuses to open an ssoUrl that
+        # is not https ("URL must use https scheme"), as a real identity provider's always is: a
+        # test that plays the browser serves the page over TLS and sets its origin here (see
+        # tests/test_sso.py). None keeps the emulator's own plain-http page (SSO_PATH).
+        self.identity_provider_url: str | None = None
         self._next_id = 1000
         self._lock = threading.Lock()
 
@@ -316,7 +321,8 @@ class LoginProtocol:
         proof_key = secrets.token_urlsafe(16)
         with self._lock:
             self._sso[proof_key] = "sso-" + secrets.token_urlsafe(16)
-        sso_url = f"{base_url}{SSO_PATH}?{urlencode({'port': port, 'proof': proof_key})}"
+        origin = self.identity_provider_url or base_url
+        sso_url = f"{origin}{SSO_PATH}?{urlencode({'port': port, 'proof': proof_key})}"
         return _success({"ssoUrl": sso_url, "proofKey": proof_key})
 
 
