@@ -16,14 +16,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..snowflake.cortex import CortexResponse
+from ..snowflake.cortex import CHAT_COMPLETIONS_PATH, CortexResponse
 from .errors import GatewayError
+from .openai_shaping import is_conversation_complete_error
 from .sse import SSESplitter, event_data
 from .usage import UsageRecord
+
+if TYPE_CHECKING:
+    from .proxy import Gateway
 
 DONE_LINE = b"data: [DONE]\n\n"
 
@@ -151,3 +155,53 @@ def completion_as_chunks(completion: Mapping[str, Any]) -> list[dict[str, Any]]:
     if completion.get("usage"):
         chunks.append({**base, "choices": [], "usage": completion["usage"]})
     return chunks
+
+
+async def open_chat_completion(
+    gateway: Gateway,
+    payload: Mapping[str, Any],
+    *,
+    stream: bool,
+    cortex_model: str,
+    record: UsageRecord,
+) -> CortexResponse | None:
+    """POST ``payload`` to Cortex's Chat Completions; the 2xx response, its body not yet read.
+
+    ``None`` when Cortex answers 400 "conversation complete": its way of saying the model had
+    nothing to add, which callers turn into a normal, empty stop (already recorded here).
+    """
+    content = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+    }
+    try:
+        response = await gateway.cortex.open(
+            CHAT_COMPLETIONS_PATH, content, headers=headers, model=cortex_model
+        )
+    except GatewayError as error:
+        if is_conversation_complete_error(error.status, error.message):
+            record.request_id = error.request_id
+            gateway._emit(record)
+            return None
+        gateway._record_failure(record, error)
+        raise
+    record.retries = response.retries
+    record.request_id = response.request_id
+    return response
+
+
+async def read_recorded_completion(
+    gateway: Gateway, response: CortexResponse, *, cortex_model: str, record: UsageRecord
+) -> dict[str, Any]:
+    """The whole (non-streamed) completion, with its usage put on the ledger record."""
+    try:
+        completion = await read_chat_completion(
+            response, model=cortex_model, identity=gateway.cortex.identity
+        )
+    except GatewayError as error:
+        gateway._record_failure(record, error)
+        raise
+    record.add_openai_usage(completion.get("usage"))
+    gateway._record_done(record, response)
+    return completion

@@ -17,18 +17,18 @@ and no ``data: [DONE]``: the OpenAI SDKs raise ``APIError`` on such an event, an
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
-from ..snowflake.cortex import CHAT_COMPLETIONS_PATH, CortexResponse
+from ..snowflake.cortex import CortexResponse
 from .chat_stream import (
     DONE_LINE,
     completion_as_chunks,
     data_line,
+    open_chat_completion,
     read_chat_chunks,
-    read_chat_completion,
+    read_recorded_completion,
 )
 from .errors import GatewayError
 from .openai_shaping import (
@@ -38,7 +38,6 @@ from .openai_shaping import (
     complete_chat_response,
     empty_stop_chunks,
     empty_stop_completion,
-    is_conversation_complete_error,
     shape_chat_request,
 )
 from .usage import UsageRecord
@@ -74,25 +73,12 @@ async def openai_chat_completions(
         gateway._emit(record)
         return _empty_stop(shaped)
 
-    content = json.dumps(shaped.body, separators=(",", ":")).encode()
-    upstream_headers = {
-        "content-type": "application/json",
-        "accept": "text/event-stream" if shaped.stream else "application/json",
-    }
-    try:
-        response = await gateway.cortex.open(
-            CHAT_COMPLETIONS_PATH, content, headers=upstream_headers, model=shaped.cortex_model
-        )
-    except GatewayError as error:
-        if is_conversation_complete_error(error.status, error.message):
-            log.debug("chat completions: Cortex said 'conversation complete', an empty stop")
-            record.request_id = error.request_id
-            gateway._emit(record)
-            return _empty_stop(shaped)
-        gateway._record_failure(record, error)
-        raise
-    record.retries = response.retries
-    record.request_id = response.request_id
+    response = await open_chat_completion(
+        gateway, shaped.body, stream=shaped.stream, cortex_model=shaped.cortex_model, record=record
+    )
+    if response is None:
+        log.debug("chat completions: Cortex said 'conversation complete', an empty stop")
+        return _empty_stop(shaped)
     id_header = {"x-snowflake-request-id": response.request_id} if response.request_id else {}
     model = gateway.catalogue.get(shaped.cortex_model)
     fixer = FinishReasonFixer(
@@ -104,15 +90,9 @@ async def openai_chat_completions(
     if shaped.stream and response.is_event_stream:
         return StreamReply(_relay(gateway, response, fixer, record), id_header)
 
-    try:
-        completion = await read_chat_completion(
-            response, model=shaped.cortex_model, identity=gateway.cortex.identity
-        )
-    except GatewayError as error:
-        gateway._record_failure(record, error)
-        raise
-    record.add_openai_usage(completion.get("usage"))
-    gateway._record_done(record, response)
+    completion = await read_recorded_completion(
+        gateway, response, cortex_model=shaped.cortex_model, record=record
+    )
     if shaped.stream:
         # Cortex answered a streaming request with plain JSON: send it as the stream asked for.
         return StreamReply(_replay(completion_as_chunks(completion), fixer), id_header)

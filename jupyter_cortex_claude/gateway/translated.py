@@ -16,21 +16,24 @@ the path is chosen: both paths refuse the same bad requests with the same messag
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..snowflake.cortex import CHAT_COMPLETIONS_PATH, CortexResponse
+from ..snowflake.cortex import CortexResponse
 from .chat_request import anthropic_to_chat_request
 from .chat_response import (
     ChatStreamTranslator,
     chat_completion_to_anthropic,
     empty_anthropic_message,
 )
-from .chat_stream import completion_as_chunks, read_chat_chunks, read_chat_completion
+from .chat_stream import (
+    completion_as_chunks,
+    open_chat_completion,
+    read_chat_chunks,
+    read_recorded_completion,
+)
 from .errors import GatewayError
-from .openai_shaping import is_conversation_complete_error
 from .relay import error_event
 from .token_count import estimate_input_tokens
 from .usage import UsageRecord
@@ -97,29 +100,16 @@ async def anthropic_via_chat(
         cortex_model=shaped.cortex_model,
         stream=shaped.stream,
     )
-    upstream_headers = {
-        "content-type": "application/json",
-        "accept": "text/event-stream" if shaped.stream else "application/json",
-    }
-    content = json.dumps(request, separators=(",", ":")).encode()
-    try:
-        response = await gateway.cortex.open(
-            CHAT_COMPLETIONS_PATH, content, headers=upstream_headers, model=shaped.cortex_model
-        )
-    except GatewayError as error:
-        if is_conversation_complete_error(error.status, error.message):
-            # Cortex's way of saying the model had nothing to add: a normal, empty end_turn.
-            log.debug("messages via chat completions: 'conversation complete', an empty answer")
-            record.request_id = error.request_id
-            gateway._emit(record)
-            if shaped.stream:
-                translator = ChatStreamTranslator(client_model=shaped.client_model)
-                return StreamReply(_frames(translator.finish()))
-            return JsonReply(200, empty_anthropic_message(shaped.client_model))
-        gateway._record_failure(record, error)
-        raise
-    record.retries = response.retries
-    record.request_id = response.request_id
+    response = await open_chat_completion(
+        gateway, request, stream=shaped.stream, cortex_model=shaped.cortex_model, record=record
+    )
+    if response is None:
+        # Cortex's way of saying the model had nothing to add: a normal, empty end_turn.
+        log.debug("messages via chat completions: 'conversation complete', an empty answer")
+        if shaped.stream:
+            translator = ChatStreamTranslator(client_model=shaped.client_model)
+            return StreamReply(_frames(translator.finish()))
+        return JsonReply(200, empty_anthropic_message(shaped.client_model))
     id_header = {"x-snowflake-request-id": response.request_id} if response.request_id else {}
     translator = ChatStreamTranslator(
         client_model=shaped.client_model, input_tokens_hint=estimate_input_tokens(shaped.body)
@@ -127,15 +117,9 @@ async def anthropic_via_chat(
     if shaped.stream and response.is_event_stream:
         return StreamReply(_translate_stream(gateway, response, translator, record), id_header)
 
-    try:
-        completion = await read_chat_completion(
-            response, model=shaped.cortex_model, identity=gateway.cortex.identity
-        )
-    except GatewayError as error:
-        gateway._record_failure(record, error)
-        raise
-    record.add_openai_usage(completion.get("usage"))
-    gateway._record_done(record, response)
+    completion = await read_recorded_completion(
+        gateway, response, cortex_model=shaped.cortex_model, record=record
+    )
     if shaped.stream:
         # Cortex answered a streaming request with plain JSON: still send the Anthropic stream.
         frames = [
