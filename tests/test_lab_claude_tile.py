@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -31,15 +28,7 @@ from jupyter_cortex_claude.testing import CortexEmulator, Reply
 
 from .clients import CLAUDE_CODE_VERSION
 from .conftest import TEST_PAT
-from .test_labextension_browser import (
-    EXTENSION_NAME,
-    LAUNCHER_TILE_LABEL,
-    RunningLab,
-    free_port,
-    installed_extension,
-    source_tree_build,
-    wait_until_serving,
-)
+from .test_labextension_browser import LAUNCHER_TILE_LABEL, RunningLab, run_jupyter_lab
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -151,19 +140,6 @@ def lab_with_cortex(
     tmp_path: Path, emulator: CortexEmulator, playwright_sync: Any
 ) -> Iterator[LabWithCortex]:
     """A real `jupyter lab` whose cortex-claude gateway talks to the emulator with a PAT."""
-    data_path = tmp_path / "jupyter-path"
-    extensions_dir = data_path / "labextensions"
-    extensions_dir.mkdir(parents=True)
-    built = source_tree_build()
-    if built is not None:
-        (extensions_dir / EXTENSION_NAME).symlink_to(built, target_is_directory=True)
-    elif installed_extension() is None:
-        pytest.fail(
-            f"The {EXTENSION_NAME} JupyterLab extension is neither built nor installed: run "
-            "`cd labextension && jlpm install && jlpm build:prod` or `pip install .`.",
-            pytrace=False,
-        )
-
     root_dir = tmp_path / "root"
     root_dir.mkdir()
     home = tmp_path / "home"
@@ -182,26 +158,8 @@ def lab_with_cortex(
         SHELL="/bin/bash",
         SNOWFLAKE_TOKEN=TEST_PAT,
         JUPYTERLAB_SETTINGS_DIR=str(settings_dir),
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-        JUPYTER_DATA_DIR=str(tmp_path / "data"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_PATH=os.pathsep.join(filter(None, [str(data_path), env.get("JUPYTER_PATH")])),
     )
-    token = secrets.token_hex(16)
-    port = free_port()
-    log_path = tmp_path / "jupyter-lab.log"
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root_dir}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    cortex_args = [
         "--CortexClaude.host=127.0.0.1",
         f"--CortexClaude.port={emulator.port}",
         "--CortexClaude.protocol=http",
@@ -209,21 +167,8 @@ def lab_with_cortex(
         "--CortexClaude.user=testuser",
         f"--CortexClaude.claude_command={claude}",
     ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=root_dir, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    lab = RunningLab(url=f"http://127.0.0.1:{port}", token=token, log_path=log_path)
-    try:
-        wait_until_serving(lab, process)
+    with run_jupyter_lab(tmp_path, root_dir, env=env, extra_args=cortex_args) as lab:
         yield LabWithCortex(lab=lab, emulator=emulator)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def terminal_text(page: Any) -> str:

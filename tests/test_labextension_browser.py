@@ -11,6 +11,7 @@ Needs Chromium (`apt-get install -y chromium`) and the built extension: either i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -20,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -87,9 +88,16 @@ class RunningLab:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture
-def jupyter_lab(tmp_path: Path) -> Iterator[RunningLab]:
-    """A real `jupyter lab` on 127.0.0.1 with a token, a fresh config and workspace."""
+@contextlib.contextmanager
+def run_jupyter_lab(
+    tmp_path: Path,
+    root_dir: Path,
+    *,
+    env: dict[str, str],
+    extra_args: Sequence[str] = (),
+) -> Iterator[RunningLab]:
+    """A real `jupyter lab` on 127.0.0.1 with a token, a fresh config and workspace, and this
+    tree's built extension; stopped on exit. ``env`` is the server's environment to start from."""
     data_path = tmp_path / "jupyter-path"
     extensions_dir = data_path / "labextensions"
     extensions_dir.mkdir(parents=True)
@@ -104,16 +112,13 @@ def jupyter_lab(tmp_path: Path) -> Iterator[RunningLab]:
             "`cd labextension && jlpm install && jlpm build:prod` or `pip install .`.",
             pytrace=False,
         )
-
-    root_dir = tmp_path / "root"
-    root_dir.mkdir()
-    env = dict(os.environ)
-    env.update(
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-        JUPYTER_DATA_DIR=str(tmp_path / "data"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_PATH=os.pathsep.join(filter(None, [str(data_path), env.get("JUPYTER_PATH")])),
-    )
+    env = {
+        **env,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_PATH": os.pathsep.join(filter(None, [str(data_path), env.get("JUPYTER_PATH")])),
+    }
     token = secrets.token_hex(16)
     port = free_port()
     log_path = tmp_path / "jupyter-lab.log"
@@ -129,6 +134,7 @@ def jupyter_lab(tmp_path: Path) -> Iterator[RunningLab]:
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root_dir}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *extra_args,
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -145,6 +151,15 @@ def jupyter_lab(tmp_path: Path) -> Iterator[RunningLab]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path: Path) -> Iterator[RunningLab]:
+    """A real `jupyter lab` on 127.0.0.1 with a token, a fresh config and workspace."""
+    root_dir = tmp_path / "root"
+    root_dir.mkdir()
+    with run_jupyter_lab(tmp_path, root_dir, env=dict(os.environ)) as lab:
+        yield lab
 
 
 def wait_until_serving(lab: RunningLab, process: subprocess.Popen[bytes]) -> None:
