@@ -7,6 +7,7 @@ on sending before it reads the answer): the batteries must send what a hostile c
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import logging
@@ -159,6 +160,9 @@ ALARMS = ("Traceback", "Uncaught exception", "Internal error in the cortex-claud
 def captured_log(*extra: logging.Logger, level: int = logging.WARNING) -> Iterator[io.StringIO]:
     """Everything at ``level`` or above logged anywhere (and by ``extra`` loggers that do not
     propagate, like the Jupyter server's), tracebacks included."""
+    # What earlier tests left for the garbage collector is collected now, outside any running
+    # loop, so that it cannot log into this test's capture.
+    gc.collect()
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setLevel(level)

@@ -59,11 +59,51 @@ def jp_server_config(cortex_claude_config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class SdkClients:
+    """The ``anthropic`` / ``openai`` async clients a test opens, closed on the test's own loop.
+
+    An async SDK client left open closes itself when it is garbage-collected, by scheduling
+    ``aclose()`` on whatever loop runs *then*: a later test's loop, where the dead test's sockets
+    raise "Event loop is closed" into that test's log."""
+
+    def __init__(self) -> None:
+        self._open: list[Any] = []
+
+    def anthropic(self, base_url: str, api_key: str, **kwargs: Any) -> Any:
+        import anthropic
+
+        kwargs.setdefault("max_retries", 0)
+        return self._track(anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key, **kwargs))
+
+    def openai(self, base_url: str, api_key: str, **kwargs: Any) -> Any:
+        import openai
+
+        kwargs.setdefault("max_retries", 0)
+        return self._track(openai.AsyncOpenAI(base_url=base_url, api_key=api_key, **kwargs))
+
+    def _track(self, client: Any) -> Any:
+        self._open.append(client)
+        return client
+
+    async def close_all(self) -> None:
+        for client in self._open:
+            await client.close()
+        self._open.clear()
+
+
+@pytest.fixture
+def sdk_clients(jp_asyncio_loop: Any) -> Iterator[SdkClients]:
+    clients = SdkClients()
+    yield clients
+    jp_asyncio_loop.run_until_complete(clients.close_all())
+
+
 @dataclass
 class RunningGateway:
     serverapp: Any
     emulator: CortexEmulator
     server_url: str  # http://localhost:<port><base_url>
+    sdk_clients: SdkClients
 
     @property
     def service(self) -> Any:
@@ -85,10 +125,13 @@ class RunningGateway:
         return url_path_join(self.server_url, *parts)
 
     def anthropic(self, api_key: str | None = None, **kwargs: Any) -> Any:
-        import anthropic
+        """An ``anthropic.AsyncAnthropic`` on the gateway, closed when the test ends."""
+        return self.sdk_clients.anthropic(self.anthropic_url, api_key or self.key, **kwargs)
 
-        return anthropic.AsyncAnthropic(
-            base_url=self.anthropic_url, api_key=api_key or self.key, max_retries=0, **kwargs
+    def openai(self, api_key: str | None = None, **kwargs: Any) -> Any:
+        """An ``openai.AsyncOpenAI`` on the gateway's OpenAI endpoint, closed when the test ends."""
+        return self.sdk_clients.openai(
+            self.url("cortex-claude/openai/v1"), api_key or self.key, **kwargs
         )
 
 
@@ -100,6 +143,7 @@ def running_gateway(
     jp_base_url: str,
     cortex_emulator: CortexEmulator,
     jp_asyncio_loop: Any,
+    sdk_clients: SdkClients,
 ) -> Iterator[RunningGateway]:
     # pytest-jupyter's server never starts its loop, so it never runs the extensions' start hooks
     # (the gateway service, the terminal environment); `jupyter server` runs them: so do we.
@@ -109,4 +153,5 @@ def running_gateway(
         serverapp=jp_serverapp,
         emulator=cortex_emulator,
         server_url=f"http://localhost:{jp_http_port}{jp_base_url}",
+        sdk_clients=sdk_clients,
     )

@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import pytest
 
 from jupyter_cortex_claude.gateway.chat_request import anthropic_to_chat_request
@@ -26,10 +25,12 @@ from jupyter_cortex_claude.gateway.chat_response import (
 from jupyter_cortex_claude.gateway.errors import GatewayError
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue, ModelInfo
 
+from .conftest import SdkClients
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 CATALOGUE = ModelCatalogue()
-FIXTURES = Path("/work/shared/fixtures/claude-code")
+FIXTURES = Path(__file__).parent / "fixtures" / "claude-code"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ"  # a PNG header is enough: nothing decodes it
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -782,7 +783,7 @@ def canned_stream_server() -> Iterator[_CannedStreamServer]:
 
 
 async def test_the_anthropic_sdk_reads_our_translated_stream(
-    canned_stream_server: _CannedStreamServer,
+    sdk_clients: SdkClients, canned_stream_server: _CannedStreamServer
 ) -> None:
     _, canned_stream_server.payload = replay(
         [
@@ -797,9 +798,7 @@ async def test_the_anthropic_sdk_reads_our_translated_stream(
         client_model="openai-gpt-4.1",
     )
     host, port = canned_stream_server.server_address[:2]
-    client = anthropic.AsyncAnthropic(
-        base_url=f"http://{host}:{port}", api_key="unused", max_retries=0
-    )
+    client = sdk_clients.anthropic(f"http://{host}:{port}", "unused")
     async with client.messages.stream(
         model="openai-gpt-4.1",
         max_tokens=1024,

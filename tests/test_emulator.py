@@ -26,10 +26,12 @@ from jupyter_cortex_claude.testing import (
     ToolUseBlock,
 )
 
+from .conftest import SdkClients
+
 PAT = "test-pat-0123456789"
 MESSAGES = "/api/v2/cortex/v1/messages"
 CHAT = "/api/v2/cortex/v1/chat/completions"
-FIXTURES = Path("/work/shared/fixtures/claude-code")
+FIXTURES = Path(__file__).parent / "fixtures" / "claude-code"
 HEADERS = {"Authorization": f"Bearer {PAT}", "anthropic-version": "2023-06-01"}
 
 
@@ -57,18 +59,15 @@ def post(emu: CortexEmulator, path: str, body: Any, **headers: str) -> httpx.Res
     return httpx.post(emu.url + path, json=body, headers={**HEADERS, **headers}, timeout=10)
 
 
-def anthropic_client(emu: CortexEmulator) -> anthropic.AsyncAnthropic:
+def anthropic_client(clients: SdkClients, emu: CortexEmulator) -> anthropic.AsyncAnthropic:
     # anthropic 2.x sends its own anthropic-version (2026-10-21), which Cortex does not document.
-    return anthropic.AsyncAnthropic(
-        base_url=f"{emu.url}/api/v2/cortex",
-        api_key=PAT,
-        default_headers={"anthropic-version": "2023-06-01"},
-        max_retries=0,
+    return clients.anthropic(
+        f"{emu.url}/api/v2/cortex", PAT, default_headers={"anthropic-version": "2023-06-01"}
     )
 
 
-def openai_client(emu: CortexEmulator) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{emu.url}/api/v2/cortex/v1", api_key=PAT, max_retries=0)
+def openai_client(clients: SdkClients, emu: CortexEmulator) -> openai.AsyncOpenAI:
+    return clients.openai(f"{emu.url}/api/v2/cortex/v1", PAT)
 
 
 def assert_snowflake_error(response: httpx.Response, status: int, *phrases: str) -> dict:
@@ -95,9 +94,13 @@ def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
 # ------------------------------------------------------------------ the SDKs parse what it sends
 
 
-async def test_anthropic_sdk_streams_text_and_sees_usage(cortex_emulator: CortexEmulator) -> None:
+async def test_anthropic_sdk_streams_text_and_sees_usage(
+    sdk_clients: SdkClients, cortex_emulator: CortexEmulator
+) -> None:
     cortex_emulator.script(Reply.text("The answer is forty-two, as always."))
-    async with anthropic_client(cortex_emulator).messages.stream(**messages_body()) as stream:
+    async with anthropic_client(sdk_clients, cortex_emulator).messages.stream(
+        **messages_body()
+    ) as stream:
         text = "".join([piece async for piece in stream.text_stream])
         message = await stream.get_final_message()
     assert text == "The answer is forty-two, as always."
@@ -107,11 +110,14 @@ async def test_anthropic_sdk_streams_text_and_sees_usage(cortex_emulator: Cortex
 
 
 async def test_anthropic_sdk_parses_several_tool_calls_in_one_turn(
+    sdk_clients: SdkClients,
     cortex_emulator: CortexEmulator,
 ) -> None:
     calls = [("Read", {"file_path": "/tmp/a.txt"}), ("Bash", {"command": "ls -la", "n": [1, 2]})]
     cortex_emulator.script(Reply.tools(calls, text="Let me look."))
-    async with anthropic_client(cortex_emulator).messages.stream(**messages_body()) as stream:
+    async with anthropic_client(sdk_clients, cortex_emulator).messages.stream(
+        **messages_body()
+    ) as stream:
         message = await stream.get_final_message()
     tool_uses = [block for block in message.content if block.type == "tool_use"]
     assert [(block.name, block.input) for block in tool_uses] == calls
@@ -120,11 +126,12 @@ async def test_anthropic_sdk_parses_several_tool_calls_in_one_turn(
 
 
 async def test_anthropic_sdk_gets_thinking_with_its_signature(
+    sdk_clients: SdkClients,
     cortex_emulator: CortexEmulator,
 ) -> None:
     cortex_emulator.script(Reply.thinking_then_text("Consider the cases first.", "Done."))
     body = messages_body(thinking={"type": "enabled", "budget_tokens": 1024})
-    async with anthropic_client(cortex_emulator).messages.stream(**body) as stream:
+    async with anthropic_client(sdk_clients, cortex_emulator).messages.stream(**body) as stream:
         message = await stream.get_final_message()
     thinking, text = message.content
     assert thinking.type == "thinking" and thinking.thinking == "Consider the cases first."
@@ -132,9 +139,13 @@ async def test_anthropic_sdk_gets_thinking_with_its_signature(
     assert text.type == "text" and text.text == "Done."
 
 
-async def test_anthropic_sdk_reads_a_non_streaming_message(cortex_emulator: CortexEmulator) -> None:
+async def test_anthropic_sdk_reads_a_non_streaming_message(
+    sdk_clients: SdkClients, cortex_emulator: CortexEmulator
+) -> None:
     cortex_emulator.script(Reply.tool_use("Write", {"file_path": "hello.txt"}, id="tooluse_fixed"))
-    message = await anthropic_client(cortex_emulator).messages.create(**messages_body())
+    message = await anthropic_client(sdk_clients, cortex_emulator).messages.create(
+        **messages_body()
+    )
     assert message.type == "message" and message.stop_reason == "tool_use"
     assert message.content[0].id == "tooluse_fixed"
     assert message.usage.cache_read_input_tokens == 0
@@ -168,10 +179,11 @@ def test_stream_has_anthropic_event_order_and_split_deltas(cortex_emulator: Cort
 
 
 async def test_openai_sdk_streams_claude_without_finish_reason(
+    sdk_clients: SdkClients,
     cortex_emulator: CortexEmulator,
 ) -> None:
     cortex_emulator.script(Reply.text("Hello there friend."))
-    stream = await openai_client(cortex_emulator).chat.completions.create(
+    stream = await openai_client(sdk_clients, cortex_emulator).chat.completions.create(
         **chat_body(stream=True, stream_options={"include_usage": True})
     )
     chunks = [chunk async for chunk in stream]
@@ -181,9 +193,11 @@ async def test_openai_sdk_streams_claude_without_finish_reason(
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
 
 
-async def test_openai_sdk_assembles_streamed_tool_calls(cortex_emulator: CortexEmulator) -> None:
+async def test_openai_sdk_assembles_streamed_tool_calls(
+    sdk_clients: SdkClients, cortex_emulator: CortexEmulator
+) -> None:
     cortex_emulator.script(Reply.tools([("get_weather", {"city": "Paris"}), ("now", {})]))
-    stream = await openai_client(cortex_emulator).chat.completions.create(
+    stream = await openai_client(sdk_clients, cortex_emulator).chat.completions.create(
         **chat_body(
             model="openai-gpt-5",
             stream=True,
@@ -208,9 +222,13 @@ async def test_openai_sdk_assembles_streamed_tool_calls(cortex_emulator: CortexE
     assert finish == "tool_calls"
 
 
-async def test_openai_sdk_reads_reasoning_in_a_completion(cortex_emulator: CortexEmulator) -> None:
+async def test_openai_sdk_reads_reasoning_in_a_completion(
+    sdk_clients: SdkClients, cortex_emulator: CortexEmulator
+) -> None:
     cortex_emulator.script(Reply.thinking_then_text("Think.", "Answer."))
-    completion = await openai_client(cortex_emulator).chat.completions.create(**chat_body())
+    completion = await openai_client(sdk_clients, cortex_emulator).chat.completions.create(
+        **chat_body()
+    )
     message = completion.choices[0].message
     assert message.content == "Answer."
     assert message.model_extra["reasoning"] == "Think."
@@ -813,11 +831,15 @@ def test_cut_stream_ends_without_message_stop(cortex_emulator: CortexEmulator) -
     assert "one " in retry.text and "message_stop" in retry.text  # the reply waited
 
 
-async def test_anthropic_sdk_fails_on_a_cut_stream(cortex_emulator: CortexEmulator) -> None:
+async def test_anthropic_sdk_fails_on_a_cut_stream(
+    sdk_clients: SdkClients, cortex_emulator: CortexEmulator
+) -> None:
     cortex_emulator.fail_next(Fault.cut_stream(after_events=3))
     # anthropic 2.x lets its transport's error (httpx2) through for a stream cut mid-body.
     with pytest.raises((anthropic.APIError, httpx2.TransportError)):
-        async with anthropic_client(cortex_emulator).messages.stream(**messages_body()) as stream:
+        async with anthropic_client(sdk_clients, cortex_emulator).messages.stream(
+            **messages_body()
+        ) as stream:
             await stream.get_final_message()
 
 

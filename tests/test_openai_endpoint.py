@@ -38,14 +38,6 @@ def cortex_claude_config(cortex_emulator: Any) -> dict[str, Any]:
     return emulator_config(cortex_emulator, model_map={"house-model": "openai-gpt-4.1"})
 
 
-def client_for(gateway: RunningGateway, api_key: str | None = None) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=gateway.url("cortex-claude/openai/v1"),
-        api_key=api_key or gateway.key,
-        max_retries=0,
-    )
-
-
 def chat_requests(gateway: RunningGateway) -> list[dict[str, Any]]:
     return [r.body for r in gateway.emulator.inference_requests() if r.path == CHAT_PATH]
 
@@ -57,7 +49,7 @@ async def test_a_streamed_claude_answer_ends_with_the_finish_reason_cortex_left_
     running_gateway: RunningGateway,
 ) -> None:
     running_gateway.emulator.script(Reply.text("Hello from Claude, in pieces."))
-    stream = await client_for(running_gateway).chat.completions.create(
+    stream = await running_gateway.openai().chat.completions.create(
         model="claude-sonnet-4-5",
         messages=HELLO,
         stream=True,
@@ -82,7 +74,7 @@ async def test_without_include_usage_the_client_gets_no_usage_chunk_but_the_ledg
     records: list[Any] = []
     gateway.on_usage = records.append
     running_gateway.emulator.script(Reply.text("Counted anyway."))
-    stream = await client_for(running_gateway).chat.completions.create(
+    stream = await running_gateway.openai().chat.completions.create(
         model="claude-haiku-4-5", messages=HELLO, stream=True
     )
     chunks = [chunk async for chunk in stream]
@@ -104,7 +96,7 @@ async def test_a_non_streamed_claude_answer_has_finish_reason_and_usage(
     running_gateway: RunningGateway,
 ) -> None:
     running_gateway.emulator.script(Reply.text("Plain and whole."))
-    completion = await client_for(running_gateway).chat.completions.create(
+    completion = await running_gateway.openai().chat.completions.create(
         model="claude-sonnet-4-5", messages=HELLO
     )
     assert completion.choices[0].message.content == "Plain and whole."
@@ -120,7 +112,7 @@ async def test_a_tool_round_trip_without_streaming(
     running_gateway.emulator.script(
         Reply.tool_use("get_weather", {"city": "Oslo"}), Reply.text("It is sunny in Oslo.")
     )
-    client = client_for(running_gateway)
+    client = running_gateway.openai()
     messages: list[Any] = [{"role": "user", "content": "Weather in Oslo?"}]
     first = await client.chat.completions.create(
         model=model, messages=messages, tools=[WEATHER_TOOL]
@@ -150,7 +142,7 @@ async def test_a_streamed_tool_round_trip(running_gateway: RunningGateway, model
         Reply.tools([("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Bergen"})]),
         Reply.text("Sunny in both."),
     )
-    client = client_for(running_gateway)
+    client = running_gateway.openai()
     messages: list[Any] = [{"role": "user", "content": "Weather in Oslo and Bergen?"}]
     stream = await client.chat.completions.create(
         model=model, messages=messages, tools=[WEATHER_TOOL], stream=True
@@ -205,7 +197,7 @@ async def test_max_tokens_becomes_max_completion_tokens_clamped_and_refused_fiel
     running_gateway: RunningGateway,
 ) -> None:
     running_gateway.emulator.script(Reply.text("ok"))
-    await client_for(running_gateway).chat.completions.create(
+    await running_gateway.openai().chat.completions.create(
         model="openai-gpt-4.1",
         messages=HELLO,
         max_tokens=100_000,
@@ -221,7 +213,7 @@ async def test_a_model_alias_from_the_configuration_works_and_is_shown_back(
     running_gateway: RunningGateway,
 ) -> None:
     running_gateway.emulator.script(Reply.text("aliased"))
-    completion = await client_for(running_gateway).chat.completions.create(
+    completion = await running_gateway.openai().chat.completions.create(
         model="house-model", messages=HELLO
     )
     assert completion.model == "house-model"
@@ -232,7 +224,7 @@ async def test_tools_for_llama_are_refused_before_cortex_is_called(
     running_gateway: RunningGateway,
 ) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
-        await client_for(running_gateway).chat.completions.create(
+        await running_gateway.openai().chat.completions.create(
             model="llama3.1-70b", messages=HELLO, tools=[WEATHER_TOOL]
         )
     assert refused.value.status_code == 400
@@ -260,7 +252,7 @@ async def test_a_tool_call_left_without_its_result_is_named_before_cortex_is_cal
         {"role": "user", "content": "Well?"},
     ]
     with pytest.raises(openai.BadRequestError) as refused:
-        await client_for(running_gateway).chat.completions.create(
+        await running_gateway.openai().chat.completions.create(
             model="openai-gpt-4.1", messages=messages
         )
     assert "call_forgotten" in refused.value.message
@@ -275,7 +267,7 @@ async def test_a_prefill_is_answered_with_an_empty_stop_without_calling_cortex(
         {"role": "user", "content": "Write a haiku"},
         {"role": "assistant", "content": "Autumn moon"},
     ]
-    client = client_for(running_gateway)
+    client = running_gateway.openai()
     if stream:
         chunks = [
             chunk
@@ -299,7 +291,7 @@ async def test_cortex_conversation_complete_is_a_normal_empty_stop(
     running_gateway: RunningGateway, stream: bool
 ) -> None:
     running_gateway.emulator.fail_next(Fault.status(400, message="conversation complete"))
-    client = client_for(running_gateway)
+    client = running_gateway.openai()
     if stream:
         chunks = [
             chunk
@@ -321,7 +313,7 @@ async def test_cortex_conversation_complete_is_a_normal_empty_stop(
 
 async def test_cortex_errors_arrive_as_openai_error_json(running_gateway: RunningGateway) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
-        await client_for(running_gateway).chat.completions.create(
+        await running_gateway.openai().chat.completions.create(
             model="no-such-model", messages=HELLO
         )
     body = refused.value.body
@@ -333,7 +325,7 @@ async def test_cortex_errors_arrive_as_openai_error_json(running_gateway: Runnin
 
 async def test_a_wrong_key_gets_an_openai_shaped_401(running_gateway: RunningGateway) -> None:
     with pytest.raises(openai.AuthenticationError) as refused:
-        await client_for(running_gateway, api_key="not-the-key").chat.completions.create(
+        await running_gateway.openai(api_key="not-the-key").chat.completions.create(
             model="openai-gpt-4.1", messages=HELLO
         )
     assert refused.value.status_code == 401
@@ -345,7 +337,7 @@ async def test_the_jupyter_token_opens_the_openai_endpoint_too(
     running_gateway: RunningGateway,
 ) -> None:
     running_gateway.emulator.script(Reply.text("ok"))
-    client = client_for(running_gateway, api_key=running_gateway.jupyter_token)
+    client = running_gateway.openai(api_key=running_gateway.jupyter_token)
     completion = await client.chat.completions.create(model="openai-gpt-4.1", messages=HELLO)
     assert completion.choices[0].message.content == "ok"
 
@@ -376,7 +368,7 @@ async def test_a_stream_cut_mid_answer_ends_with_an_error_event_and_no_done(
 
     running_gateway.emulator.script(Reply.text("This answer will not arrive whole either."))
     running_gateway.emulator.fail_next(Fault.cut_stream(after_events=3))
-    stream = await client_for(running_gateway).chat.completions.create(
+    stream = await running_gateway.openai().chat.completions.create(
         model="claude-sonnet-4-5", messages=HELLO, stream=True
     )
     with pytest.raises(openai.APIError):
@@ -392,7 +384,7 @@ async def test_models_are_listed_in_openai_format_from_what_the_account_may_use(
 ) -> None:
     emulator = running_gateway.emulator
     emulator.models = ModelTable(["claude-sonnet-4-5", "openai-gpt-4.1", "mistral-9x"], 16384, None)
-    client = client_for(running_gateway)
+    client = running_gateway.openai()
     page = await client.models.list()
     ids = [model.id for model in page.data]
     assert ids == ["claude-sonnet-4-5", "openai-gpt-4.1", "mistral-9x", "house-model"]
@@ -412,7 +404,7 @@ async def test_models_are_listed_from_the_catalogue_when_cortex_has_no_model_lis
     running_gateway: RunningGateway,
 ) -> None:
     running_gateway.emulator.missing_paths.add(MODELS_PATH)
-    page = await client_for(running_gateway).models.list()
+    page = await running_gateway.openai().models.list()
     ids = [model.id for model in page.data]
     assert {"claude-sonnet-4-6", "openai-gpt-4.1", "llama3.1-70b"} <= set(ids)
 

@@ -31,6 +31,8 @@ from jupyter_cortex_claude.gateway.openai_shaping import (
 )
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue
 
+from .conftest import SdkClients
+
 CATALOGUE = ModelCatalogue()
 MODEL_MAP = {"house-model": "openai-gpt-4.1"}
 FAMILY_MODELS = {"sonnet": "claude-sonnet-4-5"}
@@ -465,12 +467,14 @@ def canned_server() -> Iterator[_CannedServer]:
     server.server_close()
 
 
-def client_for(server: _CannedServer) -> openai.AsyncOpenAI:
+def client_for(clients: SdkClients, server: _CannedServer) -> openai.AsyncOpenAI:
     host, port = server.server_address[:2]
-    return openai.AsyncOpenAI(base_url=f"http://{host}:{port}/v1", api_key="unused", max_retries=0)
+    return clients.openai(f"http://{host}:{port}/v1", "unused")
 
 
-async def test_the_openai_sdk_reads_a_fixed_claude_stream(canned_server: _CannedServer) -> None:
+async def test_the_openai_sdk_reads_a_fixed_claude_stream(
+    sdk_clients: SdkClients, canned_server: _CannedServer
+) -> None:
     shaped = shape(model="sonnet", stream=True, stream_options={"include_usage": True})
     assert shaped.cortex_model == "claude-sonnet-4-5"
     tool_pieces = [
@@ -501,7 +505,7 @@ async def test_the_openai_sdk_reads_a_fixed_claude_stream(canned_server: _Canned
         b"".join(f"data: {json.dumps(item)}\n\n".encode() for item in fixed) + b"data: [DONE]\n\n"
     )
 
-    stream = await client_for(canned_server).chat.completions.create(
+    stream = await client_for(sdk_clients, canned_server).chat.completions.create(
         model="sonnet",
         messages=[{"role": "user", "content": "Weather in Oslo?"}],
         tools=[WEATHER_TOOL],  # type: ignore[list-item]
@@ -524,7 +528,9 @@ async def test_the_openai_sdk_reads_a_fixed_claude_stream(canned_server: _Canned
     assert usage is not None and usage.completion_tokens == 12
 
 
-async def test_the_openai_sdk_reads_a_completed_answer(canned_server: _CannedServer) -> None:
+async def test_the_openai_sdk_reads_a_completed_answer(
+    sdk_clients: SdkClients, canned_server: _CannedServer
+) -> None:
     resp = {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -540,7 +546,7 @@ async def test_the_openai_sdk_reads_a_completed_answer(canned_server: _CannedSer
         client_model="sonnet",
     )
     canned_server.payload = json.dumps(completed).encode()
-    answer = await client_for(canned_server).chat.completions.create(
+    answer = await client_for(sdk_clients, canned_server).chat.completions.create(
         model="sonnet", messages=[{"role": "user", "content": "hi"}]
     )
     assert answer.model == "sonnet"

@@ -21,17 +21,7 @@ from jupyter_cortex_claude.gateway.messages import (
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue
 
 _HERE = Path(__file__).parent
-FIXTURE_DIR = next(
-    (
-        folder
-        for folder in (
-            _HERE / "fixtures" / "claude-code",
-            Path("/work/shared/fixtures/claude-code"),
-        )
-        if folder.is_dir()
-    ),
-    _HERE / "fixtures" / "claude-code",
-)
+FIXTURE_DIR = _HERE / "fixtures" / "claude-code"
 FIXTURES = sorted(FIXTURE_DIR.glob("*.json"))
 
 CLAUDE_CODE_BETAS = (

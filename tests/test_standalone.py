@@ -12,15 +12,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import anthropic
 import httpx
-import openai
 import pytest
 
 from jupyter_cortex_claude.testing import CortexEmulator, Reply
 
 from .clients import claude_executable
-from .conftest import TEST_PAT
+from .conftest import TEST_PAT, SdkClients
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -89,21 +87,19 @@ async def serving(cortex_emulator: CortexEmulator, tmp_path: Path) -> AsyncItera
 
 
 async def test_serve_answers_the_anthropic_and_openai_sdks_through_cortex(
-    cortex_emulator: CortexEmulator, tmp_path: Path
+    cortex_emulator: CortexEmulator, tmp_path: Path, sdk_clients: SdkClients
 ) -> None:
     cortex_emulator.script(
         Reply.text("Hello from the standalone gateway."), Reply.text("Hello, OpenAI client.")
     )
     async with serving(cortex_emulator, tmp_path) as served:
-        claude = anthropic.AsyncAnthropic(
-            base_url=served.anthropic_url, api_key=served.key, max_retries=0
-        )
+        claude = sdk_clients.anthropic(served.anthropic_url, served.key)
         message = await claude.messages.create(
             model="claude-sonnet-4-5-20250929",
             max_tokens=20_000,
             messages=[{"role": "user", "content": "hi"}],
         )
-        gpt = openai.AsyncOpenAI(base_url=served.openai_url, api_key=served.key, max_retries=0)
+        gpt = sdk_clients.openai(served.openai_url, served.key)
         completion = await gpt.chat.completions.create(
             model="claude-sonnet-4-6", messages=[{"role": "user", "content": "hi"}]
         )
