@@ -137,6 +137,13 @@ async def test_hanging_up_mid_stream_closes_the_upstream_request(
     closed_after_ms = (time.monotonic() - hung_up) * 1000
     assert emulator.streams_abandoned + emulator.requests_dropped >= 1
     await assert_nothing_left(running_gateway, tasks_before)
+    # The usage view still counts the interrupted answer, marked as the client's hang-up.
+    ledger = running_gateway.service.ledger
+    assert ledger.flush()
+    last = ledger.rows()[-1]
+    assert (last["status"], last["error"]) == (499, "client disconnected"), last
+    if dialect == "anthropic":  # Claude's message_start carries the input tokens
+        assert last["input_tokens"] > 0, last
     record_row(
         "client hangs up mid-stream",
         dialect,

@@ -181,7 +181,7 @@ async def test_a_translated_stream_cut_mid_answer_ends_with_an_error_event(
 async def test_usage_of_a_translated_answer_is_recorded(running_gateway: RunningGateway) -> None:
     gateway = await running_gateway.service.get_gateway()
     records: list[Any] = []
-    gateway.on_usage = records.append
+    gateway.usage.on_usage = records.append
     running_gateway.emulator.script(Reply.text("Counted."))
     async with running_gateway.anthropic().messages.stream(
         model="openai-gpt-4.1", max_tokens=100, messages=HELLO

@@ -72,7 +72,7 @@ async def test_without_include_usage_the_client_gets_no_usage_chunk_but_the_ledg
 ) -> None:
     gateway = await running_gateway.service.get_gateway()
     records: list[Any] = []
-    gateway.on_usage = records.append
+    gateway.usage.on_usage = records.append
     running_gateway.emulator.script(Reply.text("Counted anyway."))
     stream = await running_gateway.openai().chat.completions.create(
         model="claude-haiku-4-5", messages=HELLO, stream=True

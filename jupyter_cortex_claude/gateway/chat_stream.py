@@ -182,9 +182,9 @@ async def open_chat_completion(
     except GatewayError as error:
         if is_conversation_complete_error(error.status, error.message):
             record.request_id = error.request_id
-            gateway._emit(record)
+            gateway.usage.record(record)
             return None
-        gateway._record_failure(record, error)
+        gateway.usage.failed(record, error)
         raise
     record.retries = response.retries
     record.request_id = response.request_id
@@ -200,8 +200,8 @@ async def read_recorded_completion(
             response, model=cortex_model, identity=gateway.cortex.identity
         )
     except GatewayError as error:
-        gateway._record_failure(record, error)
+        gateway.usage.failed(record, error)
         raise
     record.add_openai_usage(completion.get("usage"))
-    gateway._record_done(record, response)
+    gateway.usage.finished(record, response.started)
     return completion

@@ -17,6 +17,7 @@ and no ``data: [DONE]``: the OpenAI SDKs raise ``APIError`` on such an event, an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
@@ -70,7 +71,7 @@ async def openai_chat_completions(
     )
     if answer_for_prefill(shaped) is not None:
         log.debug("chat completions: prefill answered with an empty stop, Cortex not called")
-        gateway._emit(record)
+        gateway.usage.record(record)
         return _empty_stop(shaped)
 
     response = await open_chat_completion(
@@ -139,16 +140,19 @@ async def _relay(
                     yield data_line(out)
         except GatewayError as error:
             failure = error
+    except (asyncio.CancelledError, GeneratorExit):
+        gateway.usage.client_left(record, response.started)
+        raise
     finally:
         await response.aclose()
     if failure is not None:
         log.debug("chat completions: stream failed mid-answer: %s", failure.message)
         record.status = failure.status
         record.error = "incomplete stream"
-        gateway._record_done(record, response)
+        gateway.usage.finished(record, response.started)
         yield data_line(failure.openai_body())
         return
     for out in fixer.finish():
         yield data_line(out)
-    gateway._record_done(record, response)
+    gateway.usage.finished(record, response.started)
     yield DONE_LINE

@@ -7,6 +7,7 @@ returns either a JSON reply or an async iterator of SSE bytes to relay. Every fa
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -28,7 +29,7 @@ from .openai_shaping import ChatShapingPolicy
 from .relay import AnthropicStreamRelay
 from .token_count import estimate_input_tokens
 from .translated import ClaudeUpstream, anthropic_via_chat
-from .usage import UsageRecord
+from .usage import UsageRecord, UsageRecorder
 
 log = logging.getLogger("jupyter_cortex_claude.gateway")
 
@@ -66,7 +67,7 @@ class Gateway:
         self.cortex = cortex
         self.policy = policy
         self.catalogue = catalogue
-        self.on_usage = on_usage
+        self.usage = UsageRecorder(on_usage)
         self.claude_upstream = ClaudeUpstream(claude_upstream)
         self.model_availability = ModelAvailability(cortex, catalogue)
         # The OpenAI endpoint resolves model ids with the same aliases as the Anthropic side.
@@ -121,7 +122,7 @@ class Gateway:
         except GatewayError as error:
             if self.claude_upstream.falls_back_on(error):
                 return await anthropic_via_chat(self, shaped, headers)
-            self._record_failure(record, error)
+            self.usage.failed(record, error)
             raise
         record.retries = response.retries
         record.request_id = response.request_id
@@ -137,7 +138,7 @@ class Gateway:
             body = await response.read()
         except httpx.HTTPError as exc:
             error = GatewayError(502, f"The answer from Cortex broke off ({type(exc).__name__}).")
-            self._record_failure(record, error)
+            self.usage.failed(record, error)
             raise error from None
         error = response.error_for_body(
             body, model=record.cortex_model, identity=self.cortex.identity
@@ -151,12 +152,12 @@ class Gateway:
                 502, "Cortex answered without a message (expected an Anthropic message)."
             )
         if error is not None:
-            self._record_failure(record, error)
+            self.usage.failed(record, error)
             raise error
         assert isinstance(message, dict)
         message["model"] = client_model
         record.add_anthropic_usage(message.get("usage"))
-        self._record_done(record, response)
+        self.usage.finished(record, response.started)
         return JsonReply(200, message, _id_header(response))
 
     async def _relay_stream(
@@ -180,13 +181,16 @@ class Gateway:
             failure = GatewayError(
                 502, f"The stream from Cortex broke off mid-answer ({type(exc).__name__})."
             )
+        except (asyncio.CancelledError, GeneratorExit):
+            self.usage.client_left(record, response.started)
+            raise
         finally:
             await response.aclose()
         tail = relay.finish(failure)
         if relay.failed:
             record.status = failure.status if failure else 502
             record.error = "incomplete stream"
-        self._record_done(record, response)
+        self.usage.finished(record, response.started)
         if tail:
             yield tail
 
@@ -211,25 +215,6 @@ class Gateway:
     async def openai_models(self) -> JsonReply:
         await self.model_availability.refresh()
         return JsonReply(200, openai_model_list(listed_ids(self.catalogue, self.policy.model_map)))
-
-    # -- usage --------------------------------------------------------------------------------
-
-    def _record_failure(self, record: UsageRecord, error: GatewayError) -> None:
-        record.status = error.status
-        record.error = error.error_type or str(error.status)
-        record.request_id = error.request_id or record.request_id
-        self._emit(record)
-
-    def _record_done(self, record: UsageRecord, response: CortexResponse) -> None:
-        record.latency_ms = (time.monotonic() - response.started) * 1000
-        self._emit(record)
-
-    def _emit(self, record: UsageRecord) -> None:
-        if self.on_usage is not None:
-            try:
-                self.on_usage(record)
-            except Exception:  # the ledger must never break a request
-                log.exception("usage ledger failed")
 
 
 def parse_json_body(raw_body: bytes) -> dict[str, Any]:

@@ -16,6 +16,7 @@ the path is chosen: both paths refuse the same bad requests with the same messag
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,9 @@ async def _translate_stream(
                     yield frame
         except GatewayError as error:
             failure = error
+    except (asyncio.CancelledError, GeneratorExit):
+        gateway.usage.client_left(record, response.started)
+        raise
     finally:
         await response.aclose()
     if failure is not None:
@@ -156,10 +160,10 @@ async def _translate_stream(
         log.debug("messages via chat completions: stream failed: %s", failure.message)
         record.status = failure.status
         record.error = "incomplete stream"
-        gateway._record_done(record, response)
+        gateway.usage.finished(record, response.started)
         yield error_event(failure)
         return
     frames: list[Any] = translator.finish()
-    gateway._record_done(record, response)
+    gateway.usage.finished(record, response.started)
     for frame in frames:
         yield frame

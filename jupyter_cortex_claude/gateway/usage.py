@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import GatewayError
+
+log = logging.getLogger("jupyter_cortex_claude.gateway")
+
+# nginx's "client closed request": the client hung up before the answer was complete.
+CLIENT_CLOSED_REQUEST = 499
 
 
 @dataclass
@@ -52,3 +62,34 @@ class UsageRecord:
         details = usage.get("prompt_tokens_details")
         if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
             self.cache_read_tokens = details["cached_tokens"]
+
+
+class UsageRecorder:
+    """Hands each finished :class:`UsageRecord` to the ledger (or whatever ``on_usage`` is)."""
+
+    def __init__(self, on_usage: Callable[[UsageRecord], None] | None = None) -> None:
+        self.on_usage = on_usage
+
+    def record(self, record: UsageRecord) -> None:
+        if self.on_usage is not None:
+            try:
+                self.on_usage(record)
+            except Exception:  # the ledger must never break a request
+                log.exception("usage ledger failed")
+
+    def failed(self, record: UsageRecord, error: GatewayError) -> None:
+        record.status = error.status
+        record.error = error.error_type or str(error.status)
+        record.request_id = error.request_id or record.request_id
+        self.record(record)
+
+    def finished(self, record: UsageRecord, started: float) -> None:
+        """``started``: the ``time.monotonic()`` at which the request to Cortex was sent."""
+        record.latency_ms = (time.monotonic() - started) * 1000
+        self.record(record)
+
+    def client_left(self, record: UsageRecord, started: float) -> None:
+        """The client hung up mid-answer: the tokens streamed so far are still the user's."""
+        record.status = CLIENT_CLOSED_REQUEST
+        record.error = "client disconnected"
+        self.finished(record, started)
