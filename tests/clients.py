@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_cortex_claude.testing import Reply
+
 CLAUDE_CODE_VERSION = "2.1.330"
 
 
@@ -92,3 +94,41 @@ async def run_claude_headless(
             with contextlib.suppress(ValueError):
                 events.append(json.loads(line))
     return ClaudeRun(process.returncode or 0, events, stderr.decode(errors="replace"))
+
+
+class HelloFileTask:
+    """The task most Claude Code tests give: "create hello.txt containing hi". The model (scripted
+    in the emulator) answers with a Write tool call, Claude Code writes the file, and the model's
+    second turn says so."""
+
+    prompt = "create a file hello.txt containing hi"
+    final_answer = "I created hello.txt containing hi."
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.home = tmp_path / "home"
+        self.project = tmp_path / "project"
+        self.project.mkdir()
+        self.target = self.project / "hello.txt"
+
+    def write_call(self) -> Reply:
+        return Reply.tool_use(
+            "Write", {"file_path": str(self.target), "content": "hi\n"}, text="Writing it."
+        )
+
+    def replies(self) -> tuple[Reply, Reply]:
+        return self.write_call(), Reply.text(self.final_answer)
+
+    async def run(self, base_url: str, auth_token: str, *extra_args: str) -> ClaudeRun:
+        """Claude Code on the task, headless; asserts what the user sees: the file and the answer."""
+        run = await run_claude_headless(
+            self.prompt,
+            base_url=base_url,
+            auth_token=auth_token,
+            cwd=self.project,
+            home=self.home,
+            extra_args=extra_args,
+        )
+        assert run.result["is_error"] is False, run.result
+        assert run.result["result"] == self.final_answer
+        assert self.target.read_text() == "hi\n"
+        return run

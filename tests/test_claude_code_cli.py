@@ -6,32 +6,17 @@ from pathlib import Path
 
 from jupyter_cortex_claude.testing import Reply
 
-from .clients import run_claude_headless
+from .clients import HelloFileTask, run_claude_headless
 from .conftest import RunningGateway
 
 
 async def test_claude_code_writes_a_file_through_jupyter(
     running_gateway: RunningGateway, tmp_path: Path
 ) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    target = project / "hello.txt"
-    running_gateway.emulator.script(
-        Reply.tool_use("Write", {"file_path": str(target), "content": "hi\n"}, text="Writing it."),
-        Reply.text("I created hello.txt containing hi."),
-    )
+    task = HelloFileTask(tmp_path)
+    running_gateway.emulator.script(*task.replies())
 
-    run = await run_claude_headless(
-        "create a file hello.txt containing hi",
-        base_url=running_gateway.anthropic_url,
-        auth_token=running_gateway.key,
-        cwd=project,
-        home=tmp_path / "home",
-    )
-
-    assert run.result["is_error"] is False, run.result
-    assert run.result["result"] == "I created hello.txt containing hi."
-    assert target.read_text() == "hi\n"
+    await task.run(running_gateway.anthropic_url, running_gateway.key)
 
     requests = running_gateway.emulator.inference_requests()
     assert len(requests) == 2

@@ -31,7 +31,7 @@ from jupyter_cortex_claude.snowflake.oauth import OAuthCredential
 from jupyter_cortex_claude.snowflake.session_credentials import ConnectorSessionCredential
 from jupyter_cortex_claude.testing import CortexEmulator, KeyPair, Reply
 
-from .clients import run_claude_headless
+from .clients import HelloFileTask
 from .conftest import TEST_PAT, RunningGateway, emulator_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
@@ -495,9 +495,8 @@ async def test_a_claude_code_run_spanning_the_session_expiry_never_sees_it(
     gateway: RunningGateway, tmp_path: Path
 ) -> None:
     emulator = gateway.emulator
-    project = tmp_path / "project"
-    project.mkdir()
-    target = project / "hello.txt"
+    task = HelloFileTask(tmp_path)
+    write_call, final_answer = task.replies()
     answers: list[str] = []
 
     def answer_then_expire(body: dict[str, Any]) -> Reply:
@@ -505,23 +504,12 @@ async def test_a_claude_code_run_spanning_the_session_expiry_never_sees_it(
         if len(answers) == 1:
             # The session expires while Claude Code runs the tool: its next turn meets a 390112.
             emulator.login.expire_sessions()
-            return Reply.tool_use(
-                "Write", {"file_path": str(target), "content": "hi\n"}, text="Writing it."
-            )
-        return Reply.text("I created hello.txt containing hi.")
+            return write_call
+        return final_answer
 
     emulator.responder = answer_then_expire
 
-    run = await run_claude_headless(
-        "create a file hello.txt containing hi",
-        base_url=gateway.anthropic_url,
-        auth_token=gateway.key,
-        cwd=project,
-        home=tmp_path / "home",
-    )
+    await task.run(gateway.anthropic_url, gateway.key)
 
-    assert run.result["is_error"] is False, run.result
-    assert run.result["result"] == "I created hello.txt containing hi."
-    assert target.read_text() == "hi\n"
     assert len(emulator.token_requests()) == 1
     assert len(emulator.login_requests()) == 1

@@ -17,7 +17,7 @@ import pytest
 
 from jupyter_cortex_claude.testing import CHAT_PATH, MESSAGES_PATH, Fault, Reply
 
-from .clients import run_claude_headless
+from .clients import HelloFileTask
 from .conftest import RunningGateway, emulator_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -243,26 +243,10 @@ async def test_a_404_from_the_messages_api_switches_claude_to_chat_completions_f
 async def test_claude_code_on_openai_gpt_4_1_writes_a_file_through_translation(
     running_gateway: RunningGateway, tmp_path: Path
 ) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    target = project / "hello.txt"
-    running_gateway.emulator.script(
-        Reply.tool_use("Write", {"file_path": str(target), "content": "hi\n"}, text="Writing it."),
-        Reply.text("I created hello.txt containing hi."),
-    )
+    task = HelloFileTask(tmp_path)
+    running_gateway.emulator.script(*task.replies())
 
-    run = await run_claude_headless(
-        "create a file hello.txt containing hi",
-        base_url=running_gateway.anthropic_url,
-        auth_token=running_gateway.key,
-        cwd=project,
-        home=tmp_path / "home",
-        extra_args=("--model", "openai-gpt-4.1"),
-    )
-
-    assert run.result["is_error"] is False, run.result
-    assert run.result["result"] == "I created hello.txt containing hi."
-    assert target.read_text() == "hi\n"
+    await task.run(running_gateway.anthropic_url, running_gateway.key, "--model", "openai-gpt-4.1")
 
     requests = running_gateway.emulator.inference_requests()
     assert [request.path for request in requests] == [CHAT_PATH, CHAT_PATH]
