@@ -13,9 +13,11 @@ error instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -28,6 +30,8 @@ from .usage import UsageRecord
 
 if TYPE_CHECKING:
     from .proxy import Gateway
+
+log = logging.getLogger("jupyter_cortex_claude.gateway")
 
 DONE_LINE = b"data: [DONE]\n\n"
 
@@ -205,3 +209,48 @@ async def read_recorded_completion(
     record.add_openai_usage(completion.get("usage"))
     gateway.usage.finished(record, response.started)
     return completion
+
+
+async def relay_chat_stream(
+    gateway: Gateway,
+    response: CortexResponse,
+    record: UsageRecord,
+    *,
+    convert: Callable[[dict[str, Any]], Iterable[bytes]],
+    finish: Callable[[], Iterable[bytes]],
+    broken: Callable[[GatewayError], bytes],
+) -> AsyncIterator[bytes]:
+    """Cortex's chunks, each turned into the client's frames by ``convert``; then the closing
+    frames of ``finish``, or, when the stream broke mid-answer, the one error frame of ``broken``
+    (never a clean end after a partial answer). The ledger gets the record in every case, a client
+    that hangs up included; the upstream response is always closed."""
+    failure: GatewayError | None = None
+    try:
+        try:
+            async for chunk in read_chat_chunks(response, record):
+                for frame in convert(chunk):
+                    yield frame
+        except GatewayError as error:
+            failure = error
+    except (asyncio.CancelledError, GeneratorExit):
+        gateway.usage.client_left(record, response.started)
+        raise
+    finally:
+        await response.aclose()
+    if failure is not None:
+        log.debug("chat completions stream from Cortex broke off: %s", failure.message)
+        record.status = failure.status
+        record.error = "incomplete stream"
+        gateway.usage.finished(record, response.started)
+        yield broken(failure)
+        return
+    tail = list(finish())
+    gateway.usage.finished(record, response.started)
+    for frame in tail:
+        yield frame
+
+
+async def frames_of(frames: Iterable[bytes]) -> AsyncIterator[bytes]:
+    """Frames already at hand, as the async iterator a :class:`StreamReply` relays."""
+    for frame in frames:
+        yield frame

@@ -17,21 +17,19 @@ and no ``data: [DONE]``: the OpenAI SDKs raise ``APIError`` on such an event, an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
-from ..snowflake.cortex import CortexResponse
 from .chat_stream import (
     DONE_LINE,
     completion_as_chunks,
     data_line,
+    frames_of,
     open_chat_completion,
-    read_chat_chunks,
     read_recorded_completion,
+    relay_chat_stream,
 )
-from .errors import GatewayError
 from .openai_shaping import (
     FinishReasonFixer,
     ShapedChatRequest,
@@ -89,7 +87,15 @@ async def openai_chat_completions(
         client_wants_usage=shaped.client_wants_usage,
     )
     if shaped.stream and response.is_event_stream:
-        return StreamReply(_relay(gateway, response, fixer, record), id_header)
+        frames = relay_chat_stream(
+            gateway,
+            response,
+            record,
+            convert=lambda chunk: map(data_line, fixer.process(chunk)),
+            finish=lambda: [*map(data_line, fixer.finish()), DONE_LINE],
+            broken=lambda error: data_line(error.openai_body()),  # and no [DONE]
+        )
+        return StreamReply(frames, id_header)
 
     completion = await read_recorded_completion(
         gateway, response, cortex_model=shaped.cortex_model, record=record
@@ -112,12 +118,7 @@ def _empty_stop(shaped: ShapedChatRequest) -> Reply:
     if not shaped.stream:
         return JsonReply(200, empty_stop_completion(shaped.client_model))
     chunks = empty_stop_chunks(shaped.client_model, include_usage=shaped.client_wants_usage)
-    return StreamReply(_frames([*map(data_line, chunks), DONE_LINE]))
-
-
-async def _frames(frames: list[bytes]) -> AsyncIterator[bytes]:
-    for frame in frames:
-        yield frame
+    return StreamReply(frames_of([*map(data_line, chunks), DONE_LINE]))
 
 
 async def _replay(chunks: list[dict], fixer: FinishReasonFixer) -> AsyncIterator[bytes]:
@@ -126,33 +127,4 @@ async def _replay(chunks: list[dict], fixer: FinishReasonFixer) -> AsyncIterator
             yield data_line(out)
     for out in fixer.finish():
         yield data_line(out)
-    yield DONE_LINE
-
-
-async def _relay(
-    gateway: Gateway, response: CortexResponse, fixer: FinishReasonFixer, record: UsageRecord
-) -> AsyncIterator[bytes]:
-    failure: GatewayError | None = None
-    try:
-        try:
-            async for chunk in read_chat_chunks(response, record):
-                for out in fixer.process(chunk):
-                    yield data_line(out)
-        except GatewayError as error:
-            failure = error
-    except (asyncio.CancelledError, GeneratorExit):
-        gateway.usage.client_left(record, response.started)
-        raise
-    finally:
-        await response.aclose()
-    if failure is not None:
-        log.debug("chat completions: stream failed mid-answer: %s", failure.message)
-        record.status = failure.status
-        record.error = "incomplete stream"
-        gateway.usage.finished(record, response.started)
-        yield data_line(failure.openai_body())
-        return
-    for out in fixer.finish():
-        yield data_line(out)
-    gateway.usage.finished(record, response.started)
     yield DONE_LINE

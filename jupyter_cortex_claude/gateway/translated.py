@@ -16,12 +16,10 @@ the path is chosen: both paths refuse the same bad requests with the same messag
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from ..snowflake.cortex import CortexResponse
 from .chat_request import anthropic_to_chat_request
 from .chat_response import (
     ChatStreamTranslator,
@@ -30,9 +28,10 @@ from .chat_response import (
 )
 from .chat_stream import (
     completion_as_chunks,
+    frames_of,
     open_chat_completion,
-    read_chat_chunks,
     read_recorded_completion,
+    relay_chat_stream,
 )
 from .errors import GatewayError
 from .relay import error_event
@@ -109,14 +108,22 @@ async def anthropic_via_chat(
         log.debug("messages via chat completions: 'conversation complete', an empty answer")
         if shaped.stream:
             translator = ChatStreamTranslator(client_model=shaped.client_model)
-            return StreamReply(_frames(translator.finish()))
+            return StreamReply(frames_of(translator.finish()))
         return JsonReply(200, empty_anthropic_message(shaped.client_model))
     id_header = {"x-snowflake-request-id": response.request_id} if response.request_id else {}
     translator = ChatStreamTranslator(
         client_model=shaped.client_model, input_tokens_hint=estimate_input_tokens(shaped.body)
     )
     if shaped.stream and response.is_event_stream:
-        return StreamReply(_translate_stream(gateway, response, translator, record), id_header)
+        frames = relay_chat_stream(
+            gateway,
+            response,
+            record,
+            convert=translator.feed,
+            finish=translator.finish,
+            broken=error_event,  # an SSE error makes Claude Code retry the turn
+        )
+        return StreamReply(frames, id_header)
 
     completion = await read_recorded_completion(
         gateway, response, cortex_model=shaped.cortex_model, record=record
@@ -126,44 +133,6 @@ async def anthropic_via_chat(
         frames = [
             frame for chunk in completion_as_chunks(completion) for frame in translator.feed(chunk)
         ]
-        return StreamReply(_frames([*frames, *translator.finish()]), id_header)
+        return StreamReply(frames_of([*frames, *translator.finish()]), id_header)
     message = chat_completion_to_anthropic(completion, client_model=shaped.client_model)
     return JsonReply(200, message, id_header)
-
-
-async def _frames(frames: list[bytes]) -> AsyncIterator[bytes]:
-    for frame in frames:
-        yield frame
-
-
-async def _translate_stream(
-    gateway: Gateway,
-    response: CortexResponse,
-    translator: ChatStreamTranslator,
-    record: UsageRecord,
-) -> AsyncIterator[bytes]:
-    failure: GatewayError | None = None
-    try:
-        try:
-            async for chunk in read_chat_chunks(response, record):
-                for frame in translator.feed(chunk):
-                    yield frame
-        except GatewayError as error:
-            failure = error
-    except (asyncio.CancelledError, GeneratorExit):
-        gateway.usage.client_left(record, response.started)
-        raise
-    finally:
-        await response.aclose()
-    if failure is not None:
-        # Never message_stop after a partial answer: an SSE error makes Claude Code retry the turn.
-        log.debug("messages via chat completions: stream failed: %s", failure.message)
-        record.status = failure.status
-        record.error = "incomplete stream"
-        gateway.usage.finished(record, response.started)
-        yield error_event(failure)
-        return
-    frames: list[Any] = translator.finish()
-    gateway.usage.finished(record, response.started)
-    for frame in frames:
-        yield frame
