@@ -12,7 +12,7 @@ from jupyter_server.utils import url_path_join
 
 from jupyter_cortex_claude.testing import CortexEmulator
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+pytest_plugins = ["pytest_jupyter.jupyter_server", "tests.canned_server"]
 
 TEST_PAT = "test-pat-0123456789"
 

@@ -7,9 +7,6 @@ produce is read by the real anthropic SDK to prove clients accept it.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from jupyter_cortex_claude.gateway.chat_response import (
 from jupyter_cortex_claude.gateway.errors import GatewayError
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue, ModelInfo
 
+from .canned_server import CannedServer
 from .conftest import SdkClients
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -753,39 +751,11 @@ def tool_inputs(stream: bytes) -> dict[str, Any]:
 # --- the real anthropic SDK reads what we produce ------------------------------------------------
 
 
-class _CannedStreamServer(ThreadingHTTPServer):
-    payload: bytes = b""
-
-
-class _CannedStreamHandler(BaseHTTPRequestHandler):
-    server: _CannedStreamServer
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(self.server.payload)))
-        self.end_headers()
-        self.wfile.write(self.server.payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def canned_stream_server() -> Iterator[_CannedStreamServer]:
-    server = _CannedStreamServer(("127.0.0.1", 0), _CannedStreamHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 async def test_the_anthropic_sdk_reads_our_translated_stream(
-    sdk_clients: SdkClients, canned_stream_server: _CannedStreamServer
+    sdk_clients: SdkClients, canned_server: CannedServer
 ) -> None:
-    _, canned_stream_server.payload = replay(
+    canned_server.content_type = "text/event-stream"
+    _, canned_server.payload = replay(
         [
             chunk({"reasoning": "Two cities."}),
             chunk({"content": "Checking "}),
@@ -797,8 +767,7 @@ async def test_the_anthropic_sdk_reads_our_translated_stream(
         ],
         client_model="openai-gpt-4.1",
     )
-    host, port = canned_stream_server.server_address[:2]
-    client = sdk_clients.anthropic(f"http://{host}:{port}", "unused")
+    client = sdk_clients.anthropic(canned_server.url, "unused")
     async with client.messages.stream(
         model="openai-gpt-4.1",
         max_tokens=1024,

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import openai
@@ -31,6 +28,7 @@ from jupyter_cortex_claude.gateway.openai_shaping import (
 )
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue
 
+from .canned_server import CannedServer
 from .conftest import SdkClients
 
 CATALOGUE = ModelCatalogue()
@@ -437,43 +435,12 @@ def test_a_non_streaming_answer_is_completed(
 # --- the real openai SDK reads what we produce ----------------------------------------------------
 
 
-class _CannedServer(ThreadingHTTPServer):
-    payload: bytes = b""
-    content_type: str = "application/json"
-
-
-class _CannedHandler(BaseHTTPRequestHandler):
-    server: _CannedServer
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(200)
-        self.send_header("content-type", self.server.content_type)
-        self.send_header("content-length", str(len(self.server.payload)))
-        self.end_headers()
-        self.wfile.write(self.server.payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def canned_server() -> Iterator[_CannedServer]:
-    server = _CannedServer(("127.0.0.1", 0), _CannedHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def client_for(clients: SdkClients, server: _CannedServer) -> openai.AsyncOpenAI:
-    host, port = server.server_address[:2]
-    return clients.openai(f"http://{host}:{port}/v1", "unused")
+def client_for(clients: SdkClients, server: CannedServer) -> openai.AsyncOpenAI:
+    return clients.openai(f"{server.url}/v1", "unused")
 
 
 async def test_the_openai_sdk_reads_a_fixed_claude_stream(
-    sdk_clients: SdkClients, canned_server: _CannedServer
+    sdk_clients: SdkClients, canned_server: CannedServer
 ) -> None:
     shaped = shape(model="sonnet", stream=True, stream_options={"include_usage": True})
     assert shaped.cortex_model == "claude-sonnet-4-5"
@@ -529,7 +496,7 @@ async def test_the_openai_sdk_reads_a_fixed_claude_stream(
 
 
 async def test_the_openai_sdk_reads_a_completed_answer(
-    sdk_clients: SdkClients, canned_server: _CannedServer
+    sdk_clients: SdkClients, canned_server: CannedServer
 ) -> None:
     resp = {
         "id": "chatcmpl-1",
