@@ -3,8 +3,9 @@
     python benchmarks/run.py [--quick] [--smoke] [--peers] [--token-delay SECONDS]
 
 Starts a Cortex emulator (no model latency), our gateway inside ``jupyter server``, our standalone
-gateway (when this checkout has it), and with ``--peers`` a LiteLLM proxy in its own virtual
-environment; measures them side by side and prints Markdown tables (see docs/benchmarks.md).
+gateway (when this checkout has it), and with ``--peers`` a LiteLLM proxy and the
+snowflake-claude-code proxy, each in its own virtual environment; measures them side by side and
+prints Markdown tables (see docs/benchmarks.md).
 Everything listens on 127.0.0.1 and stops by itself.
 """
 
@@ -31,6 +32,8 @@ from benchmarks.report import full_report
 DIRECT_MESSAGES = "straight: Cortex Messages"
 DIRECT_CHAT = "straight: Cortex Chat Completions"
 DIRECT_CHAT_GPT = "straight: Chat Completions, openai-gpt-4.1"
+SCC = "snowflake-claude-code 1.1.0, /v1/messages"
+SCC_API_KEY = "sk-snowflake-proxy"  # what its CLI gives Claude Code; the proxy checks none
 CLAUDE = "claude-sonnet-4-5"
 GPT = "openai-gpt-4.1"
 LEVELS = (1, 10, 100, 500)
@@ -57,7 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a few minutes)")
     parser.add_argument("--smoke", action="store_true", help="tiny counts: proves it runs")
-    parser.add_argument("--peers", action="store_true", help="also LiteLLM (and peers.md's others)")
+    parser.add_argument(
+        "--peers", action="store_true", help="also LiteLLM and snowflake-claude-code"
+    )
     parser.add_argument("--token-delay", type=float, default=0.0, help="emulator pacing per delta")
     parser.add_argument(
         "--cache-dir",
@@ -67,13 +72,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where peers' virtual environments are made",
     )
     parser.add_argument("--litellm-venv", help="use this existing venv with litellm[proxy]")
+    parser.add_argument(
+        "--scc-venv", help="use this existing venv with snowflake-claude-code==1.1.0"
+    )
     parser.add_argument("--json", type=Path, help="also write raw results here")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
     return parser.parse_args(argv)
 
 
 def build_targets(
-    emulator: servers.Server, ours: list[servers.Server], litellm: servers.Server | None
+    emulator: servers.Server,
+    ours: list[servers.Server],
+    litellm: servers.Server | None,
+    scc: servers.Server | None = None,
 ) -> list[Target]:
     cortex = emulator.url + "/api/v2/cortex/v1"
     pat = f"Bearer {servers.PAT}"
@@ -112,6 +123,14 @@ def build_targets(
             Target("LiteLLM 1.83.14, /v1/messages", "anthropic", litellm.url + "/v1/messages",
                    anthropic_headers(key), CLAUDE, DIRECT_MESSAGES, litellm.pid)
         )  # fmt: skip
+    if scc is not None:
+        # Anthropic /v1/messages only (it serves no chat completions); it translates to Cortex's
+        # older inference:complete, so its straight path is the Messages call it stands in for.
+        targets.append(
+            Target(SCC, "anthropic", scc.url + "/v1/messages",
+                   anthropic_headers(**{"x-api-key": SCC_API_KEY}), CLAUDE, DIRECT_MESSAGES,
+                   scc.pid)
+        )  # fmt: skip
     if any(target.model == GPT for target in targets):
         targets.append(
             Target(DIRECT_CHAT_GPT, "openai", cortex + "/chat/completions", {"authorization": pat},
@@ -134,9 +153,83 @@ async def probe(client: Any, targets: list[Target], notes: list[str]) -> list[Ta
     return working
 
 
+def _answer_of(target: Target, response: Any) -> tuple[str, int | None]:
+    """The text and the input-token count of a non-streaming answer."""
+    body = response.json()
+    if target.protocol == "anthropic":
+        text = "".join(
+            b.get("text", "") for b in body.get("content") or [] if b.get("type") == "text"
+        )
+        return text, (body.get("usage") or {}).get("input_tokens")
+    message = (body.get("choices") or [{}])[0].get("message") or {}
+    return message.get("content") or "", (body.get("usage") or {}).get("prompt_tokens")
+
+
+def _streamed_answer(target: Target, raw: bytes) -> tuple[str, int | None]:
+    """The text and the largest input-token count a stream reported."""
+    text, input_tokens = [], None
+    for line in raw.decode(errors="replace").splitlines():
+        if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+            continue
+        try:
+            event = json.loads(line[5:])
+        except ValueError:
+            continue
+        if target.protocol == "anthropic":
+            delta = event.get("delta") or {}
+            if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
+                text.append(delta.get("text", ""))
+            usage = event.get("usage") or (event.get("message") or {}).get("usage") or {}
+            count = usage.get("input_tokens")
+        else:
+            for choice in event.get("choices") or []:
+                text.append((choice.get("delta") or {}).get("content") or "")
+            count = (event.get("usage") or {}).get("prompt_tokens")
+        if isinstance(count, int):
+            input_tokens = max(count, input_tokens or 0)
+    return "".join(text), input_tokens
+
+
+async def check_answers(client: Any, targets: list[Target], notes: list[str]) -> None:
+    """Speed means nothing if the answer is wrong: check one answer per path and mode.
+
+    The emulator answers ``words:5`` with ``w0 w1 w2 w3 w4 ``; a path that loses the text or
+    reports no input tokens gets a note (and ``answer_problems`` in the raw results).
+    """
+    expected = "".join(f"w{index} " for index in range(5))
+    for target in targets:
+        problems = []
+        try:
+            response = await client.post(
+                target.url, json=target.body(5, stream=False), headers=target.headers
+            )
+            text, tokens = _answer_of(target, response)
+            if text != expected:
+                problems.append(f"non-streaming answer text is {text!r}, expected {expected!r}")
+            if not tokens:
+                problems.append(f"non-streaming answer reports input tokens {tokens!r}")
+            request = client.build_request(
+                "POST", target.url, json=target.body(5, stream=True), headers=target.headers
+            )
+            response = await client.send(request)
+            text, tokens = _streamed_answer(target, response.content)
+            if text != expected:
+                problems.append(f"streamed answer text is {text!r}, expected {expected!r}")
+            if not tokens and target.protocol == "anthropic":  # chat streams: usage is opt-in
+                problems.append(f"streamed answer reports input tokens {tokens!r}")
+        except (ValueError, AttributeError, measure.httpx.HTTPError) as exc:
+            problems.append(f"answer check failed: {type(exc).__name__}: {exc}"[:300])
+        if problems:
+            target.results["answer_problems"] = problems
+            notes.append(
+                f"{target.name}: wrong answers (timings still shown): " + "; ".join(problems)
+            )
+
+
 async def measure_all(targets: list[Target], sizes: Sizes, notes: list[str]) -> list[Target]:
     async with measure.new_client() as client:
         targets = await probe(client, targets, notes)
+        await check_answers(client, targets, notes)
         print(f"[bench] latency: {len(targets)} paths × {sizes.latency_count} requests", flush=True)
         await measure.latencies(client, targets, sizes.latency_count, sizes.warmup)
         for target in targets:
@@ -199,23 +292,24 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"standalone gateway not measured: {exc}")
         else:
             notes.append(f"standalone gateway not measured: {blocker}")
-        litellm = None
+        litellm = scc = None
         if args.peers:
             venv_dir = servers.peer_venv(
                 args.cache_dir, "litellm-1.83.14", servers.LITELLM_PIN, args.litellm_venv
             )
             litellm = servers.start_litellm(workdir, venv_dir, emulator.url)
             started.append(litellm)
-            scc = servers.snowflake_claude_code_blocker()
-            notes.append(
-                f"snowflake-claude-code 1.1.0 not measured: {scc}"
-                if scc
-                else "snowflake-claude-code 1.1.0: the emulator could host it, but this "
-                "benchmark does not drive it yet"
+            scc_venv = servers.peer_venv(
+                args.cache_dir, "snowflake-claude-code-1.1.0", servers.SCC_PIN, args.scc_venv
             )
+            try:
+                scc = servers.start_snowflake_claude_code(workdir, scc_venv, emulator)
+                started.append(scc)
+            except RuntimeError as exc:
+                notes.append(f"snowflake-claude-code 1.1.0 not measured: {exc}")
         else:
             notes.append("peers (LiteLLM, snowflake-claude-code) not measured: run with --peers")
-        targets = build_targets(emulator, ours, litellm)
+        targets = build_targets(emulator, ours, litellm, scc)
         targets = asyncio.run(measure_all(targets, sizes, notes))
         startup_result = None
         if not args.no_startup:

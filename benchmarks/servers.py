@@ -311,25 +311,97 @@ def start_litellm(workdir: Path, venv_dir: Path, emulator_url: str) -> Server:
     return server
 
 
-def snowflake_claude_code_blocker() -> str | None:
-    """Why snowflake-claude-code cannot run against the emulator (None when it can)."""
-    from jupyter_cortex_claude.testing import emulator
+# What the launcher below runs inside snowflake-claude-code's own venv. The proxy has no base-URL
+# option: its `auth.connect` calls `snowflake.connector.connect(account, user, password=<PAT>)`, so
+# the launcher wraps that function to add the emulator's host, port and protocol="http", then does
+# what its CLI does before launching `claude` (log in, `create_app`, uvicorn on 127.0.0.1) minus the
+# model discovery (`SHOW CORTEX BASE MODELS`, a SQL query the emulator does not serve; the CLI falls
+# back to its built-in list then too) and minus launching Claude Code.
+SCC_LAUNCHER = """\
+import functools
+import sys
 
-    source = Path(emulator.__file__).read_text()
-    missing = [
-        what
-        for what, marker in (
-            (
-                "the Snowflake connector's login protocol (/session/v1/login-request)",
-                "login-request",
-            ),
-            ("Cortex's older inference:complete endpoint", "inference:complete"),
-        )
-        if marker not in source
-    ]
-    if missing:
-        return "the Cortex emulator does not speak " + " nor ".join(missing) + " yet"
-    return None
+import snowflake.connector
+import uvicorn
+
+host, port, listen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+_connect = snowflake.connector.connect
+
+
+@functools.wraps(_connect)
+def connect(*args, **kwargs):
+    kwargs.update(host=host, port=port, protocol="http")
+    return _connect(*args, **kwargs)
+
+
+snowflake.connector.connect = connect
+
+from snowflake_claude_code.auth import ConnectionManager  # noqa: E402
+from snowflake_claude_code.config import Config  # noqa: E402
+from snowflake_claude_code.proxy import create_app  # noqa: E402
+
+config = Config.load(port=listen)
+config.validate()
+manager = ConnectionManager(config)
+manager.open()  # the connector's login: /session/v1/login-request with the PAT as password
+app = create_app(manager=manager, model=config.model)
+try:
+    uvicorn.run(app, host="127.0.0.1", port=listen, log_level="warning")
+finally:
+    manager.close()
+"""
+
+
+def start_snowflake_claude_code(workdir: Path, venv_dir: Path, emulator: Server) -> Server:
+    """snowflake-claude-code 1.1.0's proxy, logged in to the emulator with the real connector.
+
+    It logs in with the PAT as its password (Snowflake, and so the emulator, accepts that) and
+    then calls Cortex's older ``inference:complete`` through ``snowflake.core`` with the session
+    token.
+    """
+    port = free_port()
+    launcher = workdir / "snowflake_claude_code_launcher.py"
+    launcher.write_text(SCC_LAUNCHER)
+    home = workdir / "scc-home"  # no ~/.snowflake-claude-code/config.toml, no connector caches
+    home.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWFLAKE_")}
+    env.update(
+        HOME=str(home),
+        SNOWFLAKE_HOME=str(home / ".snowflake"),
+        SNOWFLAKE_ACCOUNT=ACCOUNT,
+        SNOWFLAKE_USER=USER,
+        SNOWFLAKE_TOKEN=PAT,
+        SNOWFLAKE_MODEL="claude-sonnet-4-5",
+    )
+    emulator_host, emulator_port = emulator.url.rsplit("/", 1)[1].split(":")
+    log_path, log_fd = _log_file(workdir, "snowflake-claude-code")
+    process = subprocess.Popen(
+        [
+            str(venv_dir / "bin" / "python"),
+            str(launcher),
+            emulator_host,
+            emulator_port,
+            str(port),
+        ],
+        env=env,
+        stdout=log_fd,
+        stderr=log_fd,
+        stdin=subprocess.DEVNULL,
+        cwd=workdir,
+    )
+    os.close(log_fd)
+    url = f"http://127.0.0.1:{port}"
+    server = Server("snowflake-claude-code", process, url, log_path)
+    try:
+        _wait_ready(f"{url}/v1/health", process, 120, {})
+    except RuntimeError as exc:
+        server.stop()
+        tail = log_path.read_text(errors="replace")[-600:].strip()
+        raise RuntimeError(f"{exc}; its log ends: {tail}") from None
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def new_workdir() -> Path:

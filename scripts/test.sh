@@ -28,6 +28,16 @@ if ! [ -x "$aider_venv/bin/aider" ]; then
 fi
 export CORTEX_CLAUDE_TEST_AIDER="$PWD/$aider_venv/bin/aider"
 
+# snowflake-claude-code (a peer proxy on Cortex's inference:complete) also pins its own packages.
+SCC_VERSION="1.1.0"
+scc_venv=".cache/snowflake-claude-code-${SCC_VERSION}"
+if ! [ -f "$scc_venv/.installed" ]; then
+  "$PYTHON" -m venv "$scc_venv"
+  "$scc_venv/bin/pip" install --quiet "snowflake-claude-code==${SCC_VERSION}"
+  touch "$scc_venv/.installed"
+fi
+export CORTEX_CLAUDE_SCC_VENV="$PWD/$scc_venv"
+
 if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
 fi

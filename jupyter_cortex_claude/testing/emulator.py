@@ -25,10 +25,11 @@ from tornado.httputil import HTTPHeaders
 from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 
-from . import rendering
+from . import complete_rendering, rendering
 from .auth import EXPIRED_SESSION, Credentials
 from .catalogue import ModelTable
 from .chat_validation import validate_chat_request
+from .complete_validation import validate_complete_request, wants_stream
 from .login import LOGIN_PATHS, SSO_PATH, LoginProtocol
 from .messages_validation import validate_messages_request
 from .refusals import SESSION_EXPIRED, CortexRefusal, snowflake_error_body
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 MESSAGES_PATH = "/api/v2/cortex/v1/messages"
 CHAT_PATH = "/api/v2/cortex/v1/chat/completions"
 MODELS_PATH = "/api/v2/cortex/models"
-ROUTES = {MESSAGES_PATH: "POST", CHAT_PATH: "POST", MODELS_PATH: "GET"}
+# Cortex's older native endpoint (content_list, tool_spec, SSE without event names).
+COMPLETE_PATH = "/api/v2/cortex/inference:complete"
+ROUTES = {MESSAGES_PATH: "POST", CHAT_PATH: "POST", COMPLETE_PATH: "POST", MODELS_PATH: "GET"}
 MAX_BODY_BYTES = 20 * 1024 * 1024
 STATUS_MESSAGES = {
     400: "Invalid request options.",
@@ -361,6 +364,8 @@ class _CortexHandler(tornado.web.RequestHandler):
         models = self.emulator.models
         if path == MESSAGES_PATH:
             validate_messages_request(self.request.headers, body, models)
+        elif path == COMPLETE_PATH:
+            validate_complete_request(body, models)
         else:
             validate_chat_request(body, models)
         await self._perform(path, body, len(raw) // 4)
@@ -382,7 +387,7 @@ class _CortexHandler(tornado.web.RequestHandler):
             return
         if fault is not None and kind == "stall_before_first_byte":
             await asyncio.sleep(fault.seconds)
-        stream = body.get("stream") is True
+        stream = wants_stream(body) if path == COMPLETE_PATH else body.get("stream") is True
         if kind == "malformed_sse":
             await self._send_garbage(path, stream)
             return
@@ -392,6 +397,8 @@ class _CortexHandler(tornado.web.RequestHandler):
         if not stream:
             if path == MESSAGES_PATH:
                 payload = rendering.anthropic_message(reply, model.name, input_tokens)
+            elif path == COMPLETE_PATH:
+                payload = complete_rendering.complete_json(reply, model.name, input_tokens)
             else:
                 payload = rendering.chat_completion(
                     reply, model.name, input_tokens, model.is_claude
@@ -403,6 +410,8 @@ class _CortexHandler(tornado.web.RequestHandler):
             return
         if path == MESSAGES_PATH:
             frames = rendering.anthropic_stream(reply, model.name, input_tokens)
+        elif path == COMPLETE_PATH:
+            frames = complete_rendering.complete_stream(reply, model.name, input_tokens)
         else:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             frames = rendering.chat_stream(

@@ -181,7 +181,10 @@ class LoginProtocol:
         authenticator = str(data.get("AUTHENTICATOR") or "SNOWFLAKE").upper()
         token = str(data.get("TOKEN") or "")
         if authenticator in ("SNOWFLAKE", "USERNAME_PASSWORD_MFA"):
-            self._check_password(user, data)
+            # Snowflake also takes a PAT as the password: snowflake-claude-code logs in so.
+            pat_as_password = self.credentials.is_pat(str(data.get("PASSWORD") or ""))
+            if not (authenticator == "SNOWFLAKE" and pat_as_password):
+                self._check_password(user, data)
         elif authenticator == "PROGRAMMATIC_ACCESS_TOKEN":
             # Snowflake also takes a PAT in the password field; the connector sends it as TOKEN.
             if not self.credentials.is_pat(token or str(data.get("PASSWORD") or "")):
