@@ -20,9 +20,10 @@ from .gateway.ledger import UsageLedger, open_ledger
 from .gateway.messages import ShapingPolicy
 from .gateway.proxy import Gateway
 from .server.gateway_key import GatewayKey
-from .snowflake.connection import ConfigurationError, SnowflakeConnection, resolve_connection
+from .snowflake.connection import SnowflakeConnection, resolve_connection
 from .snowflake.cortex import CortexClient, RetryPolicy
 from .snowflake.credentials import SnowflakeCredential, create_credential
+from .snowflake.errors import ConfigurationError
 from .snowflake.models import ModelCatalogue
 
 log = logging.getLogger("jupyter_cortex_claude")

@@ -12,11 +12,9 @@ from traitlets.config import Config
 from traitlets.config.loader import KVArgParseConfigLoader, PyFileConfigLoader
 
 from jupyter_cortex_claude.config import CORTEX_DOCUMENTED_BETAS, CortexClaude
-from jupyter_cortex_claude.snowflake.connection import (
-    ConfigurationError,
-    find_connections_toml,
-    resolve_connection,
-)
+from jupyter_cortex_claude.snowflake.connection import resolve_connection
+from jupyter_cortex_claude.snowflake.connections_toml import find_connections_toml
+from jupyter_cortex_claude.snowflake.errors import ConfigurationError
 
 CONNECTIONS_TOML = """
 default_connection_name = "dev"

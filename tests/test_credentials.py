@@ -22,12 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jupyter_cortex_claude.config import CortexClaude
 from jupyter_cortex_claude.snowflake.connection import resolve_connection
 from jupyter_cortex_claude.snowflake.credentials import (
-    JWT_LIFETIME_SECONDS,
-    JWT_RENEW_MARGIN_SECONDS,
     CredentialError,
-    KeyPairJwtCredential,
     PatCredential,
     create_credential,
+)
+from jupyter_cortex_claude.snowflake.keypair import (
+    JWT_LIFETIME_SECONDS,
+    JWT_RENEW_MARGIN_SECONDS,
+    KeyPairJwtCredential,
     jwt_account_name,
 )
 

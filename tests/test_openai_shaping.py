@@ -15,15 +15,17 @@ import pytest
 
 from jupyter_cortex_claude.gateway.errors import GatewayError
 from jupyter_cortex_claude.gateway.model_ids import resolve_model
-from jupyter_cortex_claude.gateway.openai_shaping import (
-    ChatShapingPolicy,
+from jupyter_cortex_claude.gateway.openai_answers import (
     FinishReasonFixer,
-    ShapedChatRequest,
-    answer_for_prefill,
     complete_chat_response,
     empty_stop_chunks,
     empty_stop_completion,
     is_conversation_complete_error,
+)
+from jupyter_cortex_claude.gateway.openai_shaping import (
+    ChatShapingPolicy,
+    ShapedChatRequest,
+    answer_for_prefill,
     shape_chat_request,
 )
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue

@@ -24,7 +24,7 @@ import httpx
 
 from ..snowflake.cortex import CHAT_COMPLETIONS_PATH, CortexResponse
 from .errors import GatewayError
-from .openai_shaping import is_conversation_complete_error
+from .openai_answers import is_conversation_complete_error
 from .sse import SSESplitter, event_data
 from .usage import UsageRecord
 

@@ -1,8 +1,9 @@
 """``POST .../openai/v1/chat/completions``: OpenAI clients (Cursor, Continue, Aider) on Cortex.
 
 The request is shaped by :mod:`.openai_shaping`, sent to Cortex's Chat Completions API, and the
-answer completed on its way back: the ``finish_reason`` Cortex omits for Claude is derived, the
-usage chunk reaches the client only if it asked, and the model name is the one the client sent.
+answer completed on its way back by :mod:`.openai_answers`: the ``finish_reason`` Cortex omits for
+Claude is derived, the usage chunk reaches the client only if it asked, and the model name is the
+one the client sent.
 
 Answers that never reach Cortex (see ``cortex-api.md``):
 
@@ -30,15 +31,13 @@ from .chat_stream import (
     read_recorded_completion,
     relay_chat_stream,
 )
-from .openai_shaping import (
+from .openai_answers import (
     FinishReasonFixer,
-    ShapedChatRequest,
-    answer_for_prefill,
     complete_chat_response,
     empty_stop_chunks,
     empty_stop_completion,
-    shape_chat_request,
 )
+from .openai_shaping import ShapedChatRequest, answer_for_prefill, shape_chat_request
 from .usage import UsageRecord
 
 if TYPE_CHECKING:

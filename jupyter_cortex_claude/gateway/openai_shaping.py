@@ -1,4 +1,4 @@
-"""Our OpenAI-compatible endpoint: requests made acceptable to Cortex, answers completed.
+"""Our OpenAI-compatible endpoint's requests, made acceptable to Cortex.
 
 Cortex's ``/api/v2/cortex/v1/chat/completions`` is almost OpenAI's API, and the differences break
 ordinary clients (see ``cortex-api.md``, "Chat Completions API details"):
@@ -9,22 +9,20 @@ ordinary clients (see ``cortex-api.md``, "Chat Completions API details"):
 - ``store`` and ``service_tier`` are errors for every family; other OpenAI-only knobs are dropped.
 - ``tools`` and images are errors for Llama, Mistral, DeepSeek and Snowflake models: refused here,
   before Cortex is called, with a message that says which model to pick.
-- Claude models get no ``finish_reason``: :class:`FinishReasonFixer` and
-  :func:`complete_chat_response` derive it.
 - A conversation ending with an assistant message (a "prefill") is refused by Cortex: see
   :func:`answer_for_prefill`.
-- A 400 "conversation complete" means the model had nothing to add: :func:`empty_stop_completion`.
+
+The answers, completed where Cortex leaves them short, are :mod:`.openai_answers`.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import invalid_request
+from .openai_answers import empty_stop_completion
 
 if TYPE_CHECKING:
     from ..snowflake.models import ModelCatalogue, ModelInfo
@@ -282,174 +280,8 @@ def answer_for_prefill(shaped: ShapedChatRequest) -> dict[str, Any] | None:
     Cortex refuses a conversation that ends with an assistant message (reported by two public
     projects). The prefilled text is already the start of the answer the client wants, so an empty
     continuation with ``finish_reason: "stop"`` is a faithful reply, and better than relaying a 400.
-    For a streaming request, send :func:`empty_stop_chunks` instead.
+    For a streaming request, send :func:`.openai_answers.empty_stop_chunks` instead.
     """
     if not shaped.ends_with_assistant:
         return None
     return empty_stop_completion(shaped.client_model)
-
-
-def is_conversation_complete_error(status: int, body_text: str) -> bool:
-    """Cortex's 400 "conversation complete": the model had nothing to add, a normal stop."""
-    return status == 400 and "conversation complete" in (body_text or "").lower()
-
-
-def _completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex[:24]
-
-
-def _zero_usage() -> dict[str, Any]:
-    return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-
-
-def empty_stop_completion(client_model: str) -> dict[str, Any]:
-    """A ``chat.completion`` with an empty assistant message and ``finish_reason: "stop"``."""
-    return {
-        "id": _completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": client_model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": ""},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": _zero_usage(),
-    }
-
-
-def empty_stop_chunks(client_model: str, *, include_usage: bool) -> list[dict[str, Any]]:
-    """The streaming equivalent of :func:`empty_stop_completion` (without the ``[DONE]`` line)."""
-    base = {
-        "id": _completion_id(),
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": client_model,
-    }
-    chunks = [
-        {**base, "choices": [_choice({"role": "assistant", "content": ""}, None)]},
-        {**base, "choices": [_choice({}, "stop")]},
-    ]
-    if include_usage:
-        chunks.append({**base, "choices": [], "usage": _zero_usage()})
-    return chunks
-
-
-def _choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
-    return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-
-
-# --- finish_reason ------------------------------------------------------------------------------
-
-
-def _derived_finish_reason(saw_tool_calls: bool, completion_tokens: int, limit: int) -> str:
-    if saw_tool_calls:
-        return "tool_calls"
-    if completion_tokens and completion_tokens >= limit:
-        return "length"
-    return "stop"
-
-
-class FinishReasonFixer:
-    """Per streaming response: adds the ``finish_reason`` Cortex omits; shows the client's model.
-
-    Claude on Cortex never sends ``finish_reason``; any model's is kept when Cortex sends one. The
-    derived one goes on a final chunk with an empty delta, just before the usage chunk (whose token
-    count tells ``length`` from ``stop``), or from :meth:`finish` when no usage chunk came. The
-    usage chunk, always requested upstream for the ledger, reaches the client only if it asked.
-    Writing ``data: [DONE]`` stays with the caller.
-    """
-
-    def __init__(
-        self,
-        *,
-        model: ModelInfo,
-        max_completion_tokens: int,
-        client_model: str,
-        client_wants_usage: bool,
-    ) -> None:
-        self.model = model
-        self.max_completion_tokens = max_completion_tokens
-        self.client_model = client_model
-        self.client_wants_usage = client_wants_usage
-        self.usage: dict[str, Any] | None = None
-        self.finish_reason: str | None = None
-        self._saw_tool_calls = False
-        self._template: dict[str, Any] = {
-            "id": _completion_id(),
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-        }
-
-    def process(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        chunk = dict(chunk)
-        for key in ("id", "created"):
-            if chunk.get(key):
-                self._template[key] = chunk[key]
-        chunk["model"] = self.client_model
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = usage
-        if not self.client_wants_usage:
-            chunk.pop("usage", None)
-
-        choices = chunk.get("choices") or []
-        for choice in choices:
-            delta = choice.get("delta") or {}
-            if delta.get("tool_calls"):
-                self._saw_tool_calls = True
-            if choice.get("finish_reason") and self.finish_reason is None:
-                self.finish_reason = choice["finish_reason"]
-
-        out: list[dict[str, Any]] = []
-        if not choices:
-            if usage and self.finish_reason is None:
-                out.append(self._final_chunk())
-            if usage and self.client_wants_usage:
-                out.append(chunk)
-            return out
-        out.append(chunk)
-        return out
-
-    def finish(self) -> list[dict[str, Any]]:
-        """The final chunk with a derived ``finish_reason``, if none was sent yet."""
-        if self.finish_reason is not None:
-            return []
-        return [self._final_chunk()]
-
-    def _final_chunk(self) -> dict[str, Any]:
-        completion_tokens = (self.usage or {}).get("completion_tokens") or 0
-        self.finish_reason = _derived_finish_reason(
-            self._saw_tool_calls, completion_tokens, self.max_completion_tokens
-        )
-        return {
-            **self._template,
-            "model": self.client_model,
-            "choices": [_choice({}, self.finish_reason)],
-        }
-
-
-def complete_chat_response(
-    resp: dict[str, Any], *, model: ModelInfo, max_completion_tokens: int, client_model: str
-) -> dict[str, Any]:
-    """A non-streaming answer with ``finish_reason`` filled in, showing the client's model name."""
-    completed = dict(resp)
-    completed["model"] = client_model
-    completion_tokens = (resp.get("usage") or {}).get("completion_tokens") or 0
-    choices = []
-    for choice in resp.get("choices") or []:
-        choice = dict(choice)
-        message = dict(choice.get("message") or {})
-        message.setdefault("role", "assistant")
-        message.setdefault("content", None)
-        choice["message"] = message
-        if not choice.get("finish_reason"):
-            choice["finish_reason"] = _derived_finish_reason(
-                bool(message.get("tool_calls")), completion_tokens, max_completion_tokens
-            )
-        choices.append(choice)
-    completed["choices"] = choices
-    return completed

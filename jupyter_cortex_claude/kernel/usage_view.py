@@ -174,7 +174,8 @@ def snowflake_usage(since: float, environ: Any = None) -> list[dict[str, Any]] |
     connection = _snowpark_connection()
     if connection is None:
         from ..config import CortexClaude
-        from ..snowflake.connection import ConfigurationError, resolve_connection
+        from ..snowflake.connection import resolve_connection
+        from ..snowflake.errors import ConfigurationError
 
         try:
             settings = resolve_connection(CortexClaude(), environ)

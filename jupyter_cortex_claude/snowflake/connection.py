@@ -9,17 +9,11 @@ Each setting is taken from the first of these that has it, **field by field**:
    ``SNOWFLAKE_TOKEN_FILE_PATH``, ``SNOWFLAKE_PRIVATE_KEY_FILE`` or ``SNOWFLAKE_PRIVATE_KEY_PATH``,
    ``SNOWFLAKE_PRIVATE_KEY_FILE_PWD`` or ``SNOWFLAKE_PRIVATE_KEY_PASSPHRASE``,
    ``SNOWFLAKE_PRIVATE_KEY_RAW``);
-3. the chosen entry of ``connections.toml``, the file the Snowflake CLI and Python connector share;
+3. the chosen entry of ``connections.toml``, the file the Snowflake CLI and Python connector share
+   (found and read by :mod:`.connections_toml`);
 4. defaults: host ``<account>.snowflakecomputing.com``, protocol ``https``, the authenticator
    inferred from the credential given (a private key → key-pair JWT, a token → programmatic access
    token).
-
-``connections.toml`` is found as the Snowflake Python connector finds it
-(``sf_dirs._resolve_platform_dirs``): the directory ``$SNOWFLAKE_HOME`` (default ``~/.snowflake``)
-if it exists, else the platform's config directory (``$XDG_CONFIG_HOME/snowflake`` or
-``~/.config/snowflake`` on Linux). Its entry is chosen by ``c.CortexClaude.connection_name``, else
-``SNOWFLAKE_DEFAULT_CONNECTION_NAME``, else a top-level ``default_connection_name`` (in
-connections.toml, or in config.toml beside it as the connector reads it), else ``default``.
 
 With no account and no host anywhere, :func:`resolve_connection` returns ``None`` and the product
 serves the offline demo.
@@ -27,55 +21,25 @@ serves the offline demo.
 
 from __future__ import annotations
 
-import logging
 import os
-import stat
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import CortexClaude
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
-log = logging.getLogger(__name__)
-
-PAT = "programmatic_access_token"
-KEYPAIR_JWT = "snowflake_jwt"
-
-OAUTH = "oauth"
-PASSWORD = "snowflake"
-PASSWORD_MFA = "username_password_mfa"
-EXTERNAL_BROWSER = "externalbrowser"
-# Found without configuration (snowflake/notebook_identity.py), never written by users.
-SPCS_OAUTH = "spcs_oauth"
-SNOWPARK_SESSION = "snowpark_session"
-
-IMPLEMENTED_AUTHENTICATORS = frozenset(
-    {PAT, KEYPAIR_JWT, OAUTH, PASSWORD, PASSWORD_MFA, EXTERNAL_BROWSER}
+from .authenticators import (
+    KEYPAIR_JWT,
+    OAUTH,
+    PASSWORD,
+    PASSWORD_MFA,
+    PAT,
+    SNOWPARK_SESSION,
+    SPCS_OAUTH,
+    choose_authenticator,
 )
-
-# Spellings users write (the connector takes them case-insensitively) → our normalized kind.
-AUTHENTICATOR_ALIASES: dict[str, str] = {
-    "programmatic_access_token": PAT,
-    "pat": PAT,
-    "snowflake_jwt": KEYPAIR_JWT,
-    "jwt": KEYPAIR_JWT,
-    "keypair_jwt": KEYPAIR_JWT,
-    "oauth": "oauth",
-    "externalbrowser": "externalbrowser",
-    "snowflake": "snowflake",
-    "username_password_mfa": "username_password_mfa",
-    "oauth_authorization_code": "oauth_authorization_code",
-    "oauth_client_credentials": "oauth_client_credentials",
-    "workload_identity": "workload_identity",
-}
+from .connections_toml import expand_user, read_connections_toml_entry
+from .errors import ConfigurationError
 
 CONNECTION_FIELDS: tuple[str, ...] = (
     "account",
@@ -111,31 +75,7 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, ...]] = {
     "passcode": ("SNOWFLAKE_PASSCODE",),
 }
 
-# Keys as the connector and the Snowflake CLI name them in connections.toml; the first spelling
-# wins.
-TOML_KEYS: dict[str, tuple[str, ...]] = {
-    "account": ("account",),
-    "user": ("user",),
-    "role": ("role",),
-    "host": ("host",),
-    "port": ("port",),
-    "protocol": ("protocol",),
-    "authenticator": ("authenticator",),
-    "token": ("token",),
-    "token_file_path": ("token_file_path",),
-    "private_key_file": ("private_key_file", "private_key_path"),
-    "private_key_file_pwd": ("private_key_file_pwd", "private_key_passphrase"),
-    "private_key": ("private_key_raw", "private_key"),
-    "password": ("password",),
-    "passcode": ("passcode",),
-}
-
 SNOWFLAKE_DOMAIN = ".snowflakecomputing.com"
-
-
-class ConfigurationError(ValueError):
-    """The Snowflake connection is configured in a way that cannot work; the message says how to fix
-    it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,13 +121,6 @@ class SnowflakeConnection:
         }
 
 
-def find_connections_toml(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """The connections.toml the Snowflake connector would read, or None when there is none."""
-    config_dir = _snowflake_config_dir(environ)
-    candidate = config_dir / "connections.toml"
-    return candidate if candidate.is_file() else None
-
-
 def resolve_connection(
     config: CortexClaude, environ: Mapping[str, str] = os.environ
 ) -> SnowflakeConnection | None:
@@ -202,7 +135,7 @@ def resolve_connection(
         ("traitlets", _explicit_traitlets(config)),
         ("environment", _environment_settings(environ)),
     ]
-    toml_label, toml_settings = _connections_toml_entry(config, environ)
+    toml_label, toml_settings = read_connections_toml_entry(config, environ)
     if toml_label:
         layers.append((toml_label, toml_settings))
 
@@ -292,7 +225,7 @@ def _build_connection(
     token_file_path = _expand_path(merged.get("token_file_path"), environ)
     private_key_file = _expand_path(merged.get("private_key_file"), environ)
     private_key = merged.get("private_key") or None
-    authenticator = _choose_authenticator(merged, origin)
+    authenticator = choose_authenticator(merged, origin)
 
     user = merged.get("user") or None
     if authenticator == PAT and not (token or token_file_path) and merged.get("password"):
@@ -386,51 +319,6 @@ def _normalize_account(account: Any) -> str | None:
     return value or None
 
 
-def _choose_authenticator(merged: dict[str, Any], origin: dict[str, str]) -> str:
-    raw = merged.get("authenticator")
-    if raw:
-        name = str(raw).strip().lower()
-        if name.startswith("https://"):
-            name = "okta"
-        kind = AUTHENTICATOR_ALIASES.get(name)
-        if kind is None and name != "okta":
-            known = ", ".join(sorted(set(AUTHENTICATOR_ALIASES.values())))
-            raise ConfigurationError(
-                f"Unknown authenticator {raw!r} (from {origin['authenticator']}). Known: {known}."
-            )
-        if kind not in IMPLEMENTED_AUTHENTICATORS:
-            raise ConfigurationError(
-                f"The {raw!r} authenticator (from {origin['authenticator']}) is not supported. "
-                "Supported: " + ", ".join(sorted(IMPLEMENTED_AUTHENTICATORS)) + "."
-            )
-        assert kind is not None
-        return kind
-
-    has_key = bool(merged.get("private_key_file") or merged.get("private_key"))
-    has_token = bool(merged.get("token") or merged.get("token_file_path"))
-    if has_key and has_token:
-        # The credential from the higher-precedence source wins, so SNOWFLAKE_TOKEN can override a
-        # key pair from connections.toml; at the same level the key pair wins, because a JWT can be
-        # renewed.
-        order = ["traitlets", "environment"]
-        key_rank = min(
-            _rank(origin, order, n) for n in ("private_key_file", "private_key") if n in origin
-        )
-        token_rank = min(
-            _rank(origin, order, n) for n in ("token", "token_file_path") if n in origin
-        )
-        return PAT if token_rank < key_rank else KEYPAIR_JWT
-    if has_key:
-        return KEYPAIR_JWT
-    # Without any credential the PAT check in _build_connection reports what is missing.
-    return PAT
-
-
-def _rank(origin: dict[str, str], order: list[str], name: str) -> int:
-    label = origin[name]
-    return order.index(label) if label in order else len(order)
-
-
 def _parse_port(value: Any, source: str | None) -> int | None:
     if value in (None, "", 0):
         return None
@@ -446,7 +334,7 @@ def _parse_port(value: Any, source: str | None) -> int | None:
 def _expand_path(value: Any, environ: Mapping[str, str]) -> str | None:
     if not value:
         return None
-    return str(_expand_user(str(value), environ))
+    return str(expand_user(str(value), environ))
 
 
 def _explicit_traitlets(config: CortexClaude) -> dict[str, Any]:
@@ -481,117 +369,3 @@ def _environment_settings(environ: Mapping[str, str]) -> dict[str, Any]:
                 settings[name] = value
                 break
     return settings
-
-
-def _home(environ: Mapping[str, str]) -> Path:
-    home = environ.get("HOME") or environ.get("USERPROFILE")
-    return Path(home) if home else Path.home()
-
-
-def _expand_user(path: str, environ: Mapping[str, str]) -> Path:
-    if path == "~" or path.startswith(("~/", "~\\")):
-        return _home(environ) / path[2:]
-    return Path(path)
-
-
-def _snowflake_config_dir(environ: Mapping[str, str]) -> Path:
-    # Mirrors the connector's sf_dirs: SNOWFLAKE_HOME (default ~/.snowflake) when that directory
-    # exists, otherwise platformdirs' user config directory for app "snowflake".
-    snowflake_home = _expand_user(environ.get("SNOWFLAKE_HOME") or "~/.snowflake", environ)
-    if snowflake_home.is_dir():
-        return snowflake_home
-    if sys.platform == "darwin":
-        return _home(environ) / "Library" / "Application Support" / "snowflake"
-    if sys.platform == "win32":
-        local = environ.get("LOCALAPPDATA")
-        return (
-            Path(local) / "snowflake"
-            if local
-            else _home(environ) / "AppData" / "Local" / "snowflake"
-        )
-    xdg = environ.get("XDG_CONFIG_HOME", "").strip()
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else _home(environ) / ".config"
-    return base / "snowflake"
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
-    except tomllib.TOMLDecodeError as error:
-        # tomllib's message gives line and column, never the offending text, so no secret can leak
-        # here.
-        raise ConfigurationError(f"{path} is not valid TOML: {error}") from None
-    except OSError as error:
-        raise ConfigurationError(f"Cannot read {path}: {error.strerror}") from None
-
-
-def _warn_if_shared(path: Path) -> None:
-    if sys.platform == "win32":
-        return
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
-    # The connector warns the same way: this file usually holds tokens or key passphrases.
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning(
-            "%s can be read or written by other users (mode %s); it may hold Snowflake "
-            "credentials. Run: chmod 0600 %s",
-            path,
-            oct(stat.S_IMODE(mode)),
-            path,
-        )
-
-
-def _connections_toml_entry(
-    config: CortexClaude, environ: Mapping[str, str]
-) -> tuple[str | None, dict[str, Any]]:
-    path = find_connections_toml(environ)
-    explicit_name = (
-        config.connection_name.strip()
-        or environ.get("SNOWFLAKE_DEFAULT_CONNECTION_NAME", "").strip()
-    )
-    if path is None:
-        if config.connection_name.strip():
-            raise ConfigurationError(
-                f"c.CortexClaude.connection_name is {config.connection_name!r} but no "
-                f"connections.toml was found (looked in {_snowflake_config_dir(environ)}; set "
-                "SNOWFLAKE_HOME to its folder)."
-            )
-        return None, {}
-
-    _warn_if_shared(path)
-    document = _read_toml(path)
-    sections = {name: value for name, value in document.items() if isinstance(value, dict)}
-    name = explicit_name or _default_connection_name(document, path)
-    if name not in sections:
-        if explicit_name or name != "default":
-            known = ", ".join(sorted(sections)) or "none"
-            raise ConfigurationError(
-                f"Connection {name!r} is not in {path} (sections there: {known}). Set "
-                "c.CortexClaude.connection_name or SNOWFLAKE_DEFAULT_CONNECTION_NAME to one of "
-                "them."
-            )
-        return None, {}
-
-    entry = sections[name]
-    settings: dict[str, Any] = {}
-    for field_name, keys in TOML_KEYS.items():
-        for key in keys:
-            if entry.get(key) not in (None, ""):
-                settings[field_name] = entry[key]
-                break
-    return f"connections.toml [{name}]", settings
-
-
-def _default_connection_name(document: dict[str, Any], path: Path) -> str:
-    top_level = document.get("default_connection_name")
-    if isinstance(top_level, str) and top_level.strip():
-        return top_level.strip()
-    config_toml = path.with_name("config.toml")
-    if config_toml.is_file():
-        value = _read_toml(config_toml).get("default_connection_name")
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return "default"

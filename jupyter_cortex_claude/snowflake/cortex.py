@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 
 from ..gateway.errors import GatewayError
-from .connection import ConfigurationError
 from .errors import (
     SESSION_EXPIRED_CODE,
+    ConfigurationError,
     error_from_cortex,
     is_error_body,
     is_throttled_400,

@@ -1,4 +1,5 @@
-"""Cortex's error answers, turned into errors a person can act on.
+"""Errors a person can act on: a connection configured so that it cannot work, and Cortex's error
+answers.
 
 Cortex's error bodies are written by Snowflake, not Anthropic: ``{"message", "code", "error_code",
 "request_id"}`` with an ``X-Snowflake-Request-ID`` header (Snowflake's Cortex REST API page). We keep
@@ -15,6 +16,11 @@ from ..gateway.errors import GatewayError
 
 THROTTLED_400 = "all requests were throttled by remote service"
 SESSION_EXPIRED_CODE = "390112"
+
+
+class ConfigurationError(ValueError):
+    """The Snowflake connection is configured in a way that cannot work; the message says how to fix
+    it."""
 
 
 def parse_snowflake_error(body: bytes) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 
-from .connection import KEYPAIR_JWT, PAT, SnowflakeConnection
+from .authenticators import KEYPAIR_JWT, OAUTH, PAT, SNOWPARK_SESSION, SPCS_OAUTH
+from .connection import SnowflakeConnection
 from .credentials import Clock, CredentialError, SnowflakeCredential
-from .notebook_identity import SNOWPARK_SESSION, SnowparkSessionCredential, active_snowpark_session
-from .oauth import OAUTH, SPCS_OAUTH, ContainerOAuthCredential, OAuthCredential
+from .notebook_identity import SnowparkSessionCredential, active_snowpark_session
+from .oauth import ContainerOAuthCredential, OAuthCredential
 from .session_credentials import (
     CONNECTOR_AUTHENTICATORS,
     ConnectorSessionCredential,

@@ -21,15 +21,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .authenticators import SNOWPARK_SESSION
 from .credentials import Clock
-from .session_credentials import ConnectorSessionCredential, _rest
+from .session_credentials import ConnectorSessionCredential, connector_rest
 
 log = logging.getLogger(__name__)
 
 SPCS_TOKEN_PATH = "/snowflake/session/token"
 # Tests (and unusual mounts) point the detection elsewhere.
 SPCS_TOKEN_PATH_VARIABLE = "CORTEX_CLAUDE_SPCS_TOKEN_PATH"
-SNOWPARK_SESSION = "snowpark_session"
 
 
 def spcs_token_path(environ: Mapping[str, str], configured: str = "") -> Path:
@@ -75,11 +75,11 @@ class SnowparkSessionCredential(ConnectorSessionCredential):
             clock=clock,
         )
         self._connection = connection
-        self._token = _rest(connection).token
+        self._token = connector_rest(connection).token
         self._expires_at = None  # the session keeps itself alive; renew on refusal only
 
     async def _renew_locked(self) -> None:
-        token = _rest(self._connection).token
+        token = connector_rest(self._connection).token
         if token and token != self._token:
             self._token = token  # the session renewed itself meanwhile
             return

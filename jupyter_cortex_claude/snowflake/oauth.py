@@ -16,10 +16,8 @@ import os
 import time
 from typing import Any, ClassVar
 
+from .authenticators import OAUTH, SPCS_OAUTH
 from .credentials import Clock, PatCredential
-
-OAUTH = "oauth"
-SPCS_OAUTH = "spcs_oauth"
 
 
 class OAuthCredential(PatCredential):

@@ -171,13 +171,13 @@ class ConnectorSessionCredential(SessionTokenCredential):
                 + self.explain_refusal(),
             ) from None
         self._connection = connection
-        self._adopt(_rest(connection).token, _session_expiry_from(connection))
+        self._adopt(connector_rest(connection).token, _session_expiry_from(connection))
         self.role = _current_role(connection) or self.role
         log.debug("Logged in to Snowflake (%s) as %s", self.kind, self.user)
 
     def _renew_with_master(self) -> bool:
         try:
-            answer = _rest(self._connection)._token_request("RENEW")
+            answer = connector_rest(self._connection)._token_request("RENEW")
             data = answer.get("data") or {}
             token = data.get("sessionToken")
         except Exception as error:
@@ -267,7 +267,7 @@ def connector_arguments(connection: SnowflakeConnection) -> dict[str, Any]:
     if connection.token_file_path and not connection.token:
         arguments["token_file_path"] = connection.token_file_path
     if connection.private_key and not connection.private_key_file:
-        from .credentials import load_private_key
+        from .keypair import load_private_key
 
         arguments["private_key"] = load_private_key(
             private_key=connection.private_key, passphrase=connection.private_key_file_pwd
@@ -287,7 +287,8 @@ def _import_connect() -> Callable[..., Any]:
     return snowflake.connector.connect  # type: ignore[no-any-return]
 
 
-def _rest(connection: Any) -> Any:
+def connector_rest(connection: Any) -> Any:
+    """The connector's session client (tokens, renewal) of a ``snowflake.connector`` connection."""
     # 5.x marks `rest` as kept for backward compatibility only; it is the API both versions share.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -296,7 +297,7 @@ def _rest(connection: Any) -> Any:
 
 def _master_token(connection: Any) -> str | None:
     try:
-        return _rest(connection).master_token  # type: ignore[no-any-return]
+        return connector_rest(connection).master_token  # type: ignore[no-any-return]
     except Exception:
         return None
 
