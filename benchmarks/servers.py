@@ -28,6 +28,8 @@ USER = "bench"
 JUPYTER_TOKEN = "bench-jupyter-token"
 LITELLM_KEY = "sk-bench-litellm"
 LITELLM_PIN = "litellm[proxy]==1.83.14"
+# The model name LiteLLM serves through its `snowflake/` provider (Cortex's inference:complete).
+LITELLM_SNOWFLAKE_MODEL = "cortex-complete/claude-sonnet-4-5"
 SCC_PIN = "snowflake-claude-code==1.1.0"
 
 
@@ -262,15 +264,25 @@ def start_litellm(workdir: Path, venv_dir: Path, emulator_url: str) -> Server:
     port = free_port()
     api_base = f"{emulator_url}/api/v2/cortex/v1"
     # JSON is YAML: no YAML writer needed. The `openai/` route to Cortex's Chat Completions is the
-    # recipe users copy; its `snowflake/` route targets the older inference:complete (peers.md).
+    # recipe users copy; its `snowflake/` provider posts to the older inference:complete with the
+    # PAT given as `pat/<token>` (peers.md), served as LITELLM_SNOWFLAKE_MODEL.
+    openai_route = [
+        {
+            "model_name": name,
+            "litellm_params": {"model": f"openai/{name}", "api_base": api_base, "api_key": PAT},
+        }
+        for name in ("claude-sonnet-4-5", "openai-gpt-4.1")
+    ]
+    snowflake_route = {
+        "model_name": LITELLM_SNOWFLAKE_MODEL,
+        "litellm_params": {
+            "model": "snowflake/claude-sonnet-4-5",
+            "api_base": f"{emulator_url}/api/v2",
+            "api_key": f"pat/{PAT}",
+        },
+    }
     config = {
-        "model_list": [
-            {
-                "model_name": name,
-                "litellm_params": {"model": f"openai/{name}", "api_base": api_base, "api_key": PAT},
-            }
-            for name in ("claude-sonnet-4-5", "openai-gpt-4.1")
-        ],
+        "model_list": [*openai_route, snowflake_route],
         "general_settings": {"master_key": LITELLM_KEY},
         "litellm_settings": {"telemetry": False},
     }
