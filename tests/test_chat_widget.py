@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_cortex_claude.kernel.chat_widget import code_blocks
+from jupyter_cortex_claude.kernel.chat_widget import INSERT_CELL_MIME_TYPE, code_blocks
 from jupyter_cortex_claude.testing import CortexEmulator, Reply
 
 from .kernels import RunningKernel, in_kernel_environment, running_kernel
@@ -98,7 +98,16 @@ def _markdown_updates(messages: list[dict[str, Any]]) -> list[str]:
     return [
         state["outputs"][0]["data"]["text/markdown"]
         for state in _states(messages)
-        if state.get("outputs")
+        if state.get("outputs") and "text/markdown" in state["outputs"][0]["data"]
+    ]
+
+
+def _insert_cell_requests(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        output["data"][INSERT_CELL_MIME_TYPE]
+        for state in _states(messages)
+        for output in state.get("outputs") or ()
+        if INSERT_CELL_MIME_TYPE in output.get("data", {})
     ]
 
 
@@ -123,7 +132,8 @@ def test_the_panel_streams_an_answer_counts_tokens_and_copies_code_to_a_cell(
         "Write an add function"
     )
 
-    # A copy button per code block; a click queues the code as the next cell.
+    # A copy button per code block; a click puts an insert-cell output in the panel, which the
+    # JupyterLab extension renders by inserting the cell (tests/test_lab_chat_widget.py).
     copy_buttons = [
         m["content"]["comm_id"]
         for m in messages
@@ -131,12 +141,12 @@ def test_the_panel_streams_an_answer_counts_tokens_and_copies_code_to_a_cell(
         and m["content"]["data"]["state"].get("description") == "Copy code 1 to a cell"
     ]
     assert len(copy_buttons) == 1
+    panel.seen = []
     panel.click(copy_buttons[0])
-    # The kernel handles the click before the next cell; that cell's reply carries the new cell.
-    reply = kernel.run("1").reply
-    payloads = reply["content"]["payload"]
-    assert payloads and payloads[0]["source"] == "set_next_input"
-    assert payloads[0]["text"] == "def add(a, b):\n    return a + b"
+    inserted = panel.watch(lambda messages: _insert_cell_requests(messages) != [])
+    (request,) = _insert_cell_requests(inserted)
+    assert request["code"] == "def add(a, b):\n    return a + b"
+    assert request["nonce"] and request["created_at"] > 0
 
     # The second question carries the first exchange.
     emulator.script(Reply.text("Sure."))

@@ -14,12 +14,14 @@ import html
 import re
 import threading
 import time
+import uuid
 from typing import Any
 
 from .chat_session import ChatSession
 from .messages_client import ChatRequestError, StreamedAnswer, list_models
 
 UPDATE_INTERVAL = 0.05
+INSERT_CELL_MIME_TYPE = "application/vnd.jupyter-cortex-claude.insert-cell+json"
 CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 
 
@@ -78,12 +80,14 @@ class ChatWidget:
         self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
         self.stop_button.on_click(lambda _button: self.stop())
         self.status = widgets.Label(value="")
+        self.copied = widgets.Output()  # where copy-to-cell's output is rendered (and acts)
         self.box = widgets.VBox(
             [
                 widgets.HBox([self.model, self.tokens, self.new_button]),
                 self.history,
                 self.prompt,
                 widgets.HBox([self.send_button, self.stop_button, self.status]),
+                self.copied,
             ]
         )
 
@@ -198,18 +202,27 @@ class ChatWidget:
             button = self._widgets.Button(
                 description=f"Copy code {number} to a cell", icon="copy", layout={"width": "auto"}
             )
-            button.on_click(lambda _button, code=code: copy_to_cell(code))
+            button.on_click(lambda _button, code=code: self.copy_to_cell(code))
             buttons.append(button)
         self.history.children = (*self.history.children, self._widgets.HBox(buttons))
 
+    def copy_to_cell(self, code: str) -> None:
+        self.copied.outputs = (insert_cell_output(code),)
 
-def copy_to_cell(code: str) -> None:
-    """Puts the code into a new cell below (IPython's set_next_input payload)."""
-    from IPython import get_ipython
 
-    shell = get_ipython()
-    if shell is not None:
-        shell.set_next_input(code, replace=False)
+def insert_cell_output(code: str) -> dict[str, Any]:
+    """An output that the JupyterLab extension renders by inserting ``code`` into a new cell below
+    the active one (the chat's own cell), once; other frontends show the code to copy."""
+    request = {"code": code, "nonce": uuid.uuid4().hex, "created_at": time.time()}
+    return {
+        "output_type": "display_data",
+        "data": {
+            INSERT_CELL_MIME_TYPE: request,
+            "text/plain": code,
+            "text/html": "<p>Copy this code into a cell:</p><pre>" + html.escape(code) + "</pre>",
+        },
+        "metadata": {},
+    }
 
 
 def chat(model: str | None = None, system: str | None = None) -> ChatWidget:

@@ -20,7 +20,7 @@ import {
   createClaudeTerminal,
   IOpenTerminalOptions
 } from './api';
-import { registerClaudeTerminalOpener } from './bridge';
+import { registerClaudeTerminalOpener, registerCommandRunner } from './bridge';
 import { CortexStatusItem, showHealthDialog } from './health';
 import { claudeTerminalIcon } from './icon';
 
@@ -153,6 +153,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Show whether the Cortex gateway is configured and reachable',
       execute: () => showHealthDialog(serverSettings)
     });
+
+    registerCommandRunner((id, args) => commands.execute(id, args));
 
     registerClaudeTerminalOpener(async options => {
       const result = (await commands.execute(CommandIDs.open, {

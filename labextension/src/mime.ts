@@ -1,6 +1,7 @@
 /**
  * Renders the `%cortex_claude` magic's output: opens Claude Code in a terminal
- * once, and afterwards only reports it.
+ * once, and afterwards only reports it. (The module's other renderer, for the
+ * chat widget's copy-to-cell, is in insert_cell.ts.)
  *
  * The kernel cannot open a JupyterLab terminal itself, so the magic displays a
  * bundle of this MIME type; rendering it is the moment to act.
@@ -9,6 +10,7 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { waitForClaudeTerminalOpener } from './bridge';
+import { insertCellExtension } from './insert_cell';
 
 export const OPEN_TERMINAL_MIME_TYPE =
   'application/vnd.jupyter-cortex-claude.open-terminal+json';
@@ -157,7 +159,7 @@ const rendererFactory: IRenderMime.IRendererFactory = {
   createRenderer: () => new OpenTerminalRenderer()
 };
 
-const extension: IRenderMime.IExtension = {
+const openTerminalExtension: IRenderMime.IExtension = {
   id: 'jupyter-cortex-claude:open-terminal-renderer',
   description: 'Opens Claude Code in a terminal when %cortex_claude asks for it.',
   rendererFactory,
@@ -165,4 +167,4 @@ const extension: IRenderMime.IExtension = {
   dataType: 'json'
 };
 
-export default extension;
+export default [openTerminalExtension, insertCellExtension];
