@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from jupyter_cortex_claude.kernel.chat_widget import INSERT_CELL_MIME_TYPE, code_blocks
-from jupyter_cortex_claude.testing import CortexEmulator, Reply
+from jupyter_cortex_claude.testing import CortexEmulator, Fault, Reply
 
 from .kernels import RunningKernel, in_kernel_environment, running_kernel
 
@@ -174,6 +174,27 @@ def test_stop_ends_the_answer_and_closes_the_upstream_call(
             break
         time.sleep(0.1)
     assert emulator.streams_abandoned == 1
+
+
+def test_stop_ends_an_answer_whose_model_stalled(
+    kernel: RunningKernel, emulator: CortexEmulator
+) -> None:
+    panel = Panel(kernel)
+    # The model sends a few words, then nothing for ten minutes: Stop must not wait for it.
+    emulator.fail_next(Fault.stall_mid_stream(after_events=5, seconds=600))
+    emulator.script(Reply.text(" ".join(f"word{n}" for n in range(50))))
+    panel.ask("Think hard")
+    panel.watch(lambda messages: any(t.endswith(" ▌") for t in _markdown_updates(messages)))
+    time.sleep(1.0)  # the five events took ~0.2 s: the model is silent now
+    panel.click(panel.stop)
+    messages = panel.watch(panel.answered)  # times out after 60 s if Stop waited for the model
+    final = _markdown_updates(messages)[-1]
+    assert final.endswith("*(stopped)*"), final
+    for _ in range(50):
+        if emulator.streams_abandoned + emulator.requests_dropped:
+            break
+        time.sleep(0.1)
+    assert emulator.streams_abandoned + emulator.requests_dropped == 1
 
 
 def test_code_blocks_are_found_in_markdown() -> None:

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .messages_client import Endpoint, StreamedAnswer, stream_message
+import httpx
+
+from .messages_client import Endpoint, HangUp, StreamedAnswer, stream_message
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_MAX_TOKENS = 8192
@@ -56,25 +58,30 @@ class ChatSession:
         endpoint: Endpoint,
         prompt: str,
         on_text: Callable[[StreamedAnswer], None],
-        should_stop: Callable[[], bool] | None = None,
+        hang_up: HangUp | None = None,
     ) -> StreamedAnswer:
         """Streams one answer, calling ``on_text`` after each text delta.
 
-        Returns early (``answer.stop_reason == "stopped"``) when ``should_stop`` says so; an
-        exception (KeyboardInterrupt included) closes the connection on its way out.
+        Returns early (``answer.stop_reason == "stopped"``) once ``hang_up`` was called (from any
+        thread: it ends the read at once); an exception (KeyboardInterrupt included) closes the
+        connection on its way out.
         """
         answer = StreamedAnswer()
-        events = stream_message(endpoint, self.request_body(prompt))
+        events = stream_message(endpoint, self.request_body(prompt), hang_up=hang_up)
         completed = False
         try:
             for event in events:
                 if answer.apply(event):
                     on_text(answer)
-                if should_stop is not None and should_stop():
+                if hang_up is not None and hang_up.requested:
                     answer.stop_reason = "stopped"
                     break
             else:
                 completed = True
+        except httpx.HTTPError:
+            if hang_up is None or not hang_up.requested:
+                raise
+            answer.stop_reason = "stopped"  # the read we cut short
         finally:
             events.close()  # closes the connection: the gateway then closes the Cortex call
             self.input_tokens += answer.input_tokens

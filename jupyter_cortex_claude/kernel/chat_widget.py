@@ -3,9 +3,9 @@
 Threading: widget callbacks run on the kernel's main thread, between cells. If the Send callback
 streamed the answer itself, the kernel could not handle the Stop button's click until the answer
 ended. So Send starts a daemon thread that streams the answer and updates widget traits (each
-update is a comm message, which ipykernel sends through its thread-safe IOPub channel); Stop only
-sets an event, which the streaming thread checks after every event from the gateway and then closes
-the connection (and so the gateway's Cortex call).
+update is a comm message, which ipykernel sends through its thread-safe IOPub channel); Stop hangs
+up the answer's connection (a :class:`.messages_client.HangUp`), which wakes the streaming thread at
+once even if the model stalls, and the gateway then closes its Cortex call.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from .chat_session import ChatSession
-from .messages_client import ChatRequestError, StreamedAnswer, list_models
+from .messages_client import ChatRequestError, HangUp, StreamedAnswer, list_models
 
 UPDATE_INTERVAL = 0.05
 INSERT_CELL_MIME_TYPE = "application/vnd.jupyter-cortex-claude.insert-cell+json"
@@ -58,7 +58,7 @@ class ChatWidget:
         self.session = session or ChatSession()
         self.endpoint = endpoint
         self.error: str | None = None
-        self._stop = threading.Event()
+        self._hang_up = HangUp()
         self._thread: threading.Thread | None = None
         self.updates = 0  # how often the streaming answer was re-rendered (for tests and curiosity)
 
@@ -133,7 +133,7 @@ class ChatWidget:
         if not prompt or (self._thread is not None and self._thread.is_alive()):
             return None
         self.prompt.value = ""
-        self._stop.clear()
+        self._hang_up = HangUp()
         question = self._widgets.Output()
         question.outputs = _markdown_output(f"**You:** {prompt}")
         answer_view = self._widgets.Output()
@@ -149,7 +149,7 @@ class ChatWidget:
         return self._thread
 
     def stop(self) -> None:
-        self._stop.set()
+        self._hang_up()
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -175,7 +175,7 @@ class ChatWidget:
                 self.updates += 1
 
         try:
-            answer = self.session.ask(self._endpoint(), prompt, on_text, self._stop.is_set)
+            answer = self.session.ask(self._endpoint(), prompt, on_text, self._hang_up)
         except ChatRequestError as error:
             view.outputs = _markdown_output(f"**cortex-claude:** {html.escape(str(error))}")
             self.status.value = "failed"

@@ -7,8 +7,11 @@ KeyboardInterrupt) closes the socket, which makes the gateway close its upstream
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +30,44 @@ class Endpoint(Protocol):
 
 class ChatRequestError(RuntimeError):
     """The gateway refused the request or the answer broke off; the message says why."""
+
+
+class HangUp:
+    """Lets another thread end a streamed answer at once, even while the reading thread waits for
+    the next event (a stalled model): it shuts the connection's socket, which wakes the read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shut: Callable[[], None] | None = None
+        self.requested = False
+
+    def arm(self, shut: Callable[[], None]) -> None:
+        with self._lock:
+            self._shut = shut
+            requested = self.requested
+        if requested:
+            shut()
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.requested = True
+            shut = self._shut
+        if shut is not None:
+            shut()
+
+
+def _socket_shutter(response: httpx.Response) -> Callable[[], None]:
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+
+    def shut() -> None:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        else:  # no socket to reach (another transport): the next event ends it
+            response.close()
+
+    return shut
 
 
 @dataclass
@@ -97,9 +138,14 @@ def _url(endpoint: Endpoint, path: str) -> str:
 
 
 def stream_message(
-    endpoint: Endpoint, body: dict[str, Any], *, timeout: float = 300.0
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    *,
+    timeout: float = 300.0,
+    hang_up: HangUp | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yields the answer's SSE events as dicts. Closing the generator closes the connection."""
+    """Yields the answer's SSE events as dicts. Closing the generator closes the connection;
+    ``hang_up``, called from any thread, ends it even while no event arrives."""
     payload = json.dumps({**body, "stream": True}).encode()
     with (
         httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0)) as client,
@@ -110,6 +156,8 @@ def stream_message(
         if response.status_code >= 400:
             response.read()
             raise ChatRequestError(_error_message(response))
+        if hang_up is not None:
+            hang_up.arm(_socket_shutter(response))
         splitter = SSESplitter()
         for chunk in response.iter_bytes():
             for event in splitter.feed(chunk):
