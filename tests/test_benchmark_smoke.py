@@ -30,3 +30,23 @@ def test_benchmark_smoke_run_prints_the_tables_with_ratios_to_the_straight_path(
     assert "## Concurrent streams" in out
     assert "| ours in Jupyter, gateway key | 10 | 10 | 0 |" in out  # every stream completed
     assert "added by the extension" in out
+
+
+def test_upstream_client_benchmark_runs_and_compares_with_httpx() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "upstream_client.py"),
+            "--requests",
+            "5",
+            "--rounds",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| httpx | " in result.stdout and "×1.00" in result.stdout
+    assert "| httpx, asyncio streams | " in result.stdout
