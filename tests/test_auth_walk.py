@@ -252,24 +252,6 @@ def test_the_gateway_key_file_is_readable_by_its_owner_only(
     assert json.loads(path.read_text())["key"] == running_gateway.key
 
 
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.extend(children.get(current, []))
-        todo.extend(children.get(current, []))
-    return found
-
-
 def command_lines(pids: list[int]) -> dict[int, str]:
     lines = {}
     for pid in pids:
@@ -295,7 +277,11 @@ async def test_no_secret_in_the_process_titles_of_the_server_terminals_or_claude
     seen: dict[int, str] = {}
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:  # sample while the shells start what they were told to
-        seen.update(command_lines([os.getpid(), *descendants(os.getpid())]))
+        seen.update(
+            command_lines(
+                [os.getpid(), *(child.pid for child in psutil.Process().children(recursive=True))]
+            )
+        )
         await asyncio.sleep(0.1)
     assert len(seen) >= 3, seen  # this process and at least the two terminals' shells
     for pid, line in seen.items():

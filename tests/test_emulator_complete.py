@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -365,7 +364,6 @@ def test_snowflake_claude_code_logs_in_and_relays_text_and_tool_calls(
     """Its real code end to end: the connector's login (the PAT as its password), snowflake.core's
     SSE client, its adapter: the emulator's ``inference:complete`` is what it expects."""
     venv = snowflake_claude_code_venv()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from benchmarks.servers import SCC_LAUNCHER
 
     emulator = cortex_emulator_factory(account="BENCHORG-BENCH", user="BENCH", pats=[PAT])
