@@ -144,6 +144,7 @@ async def test_hanging_up_mid_stream_closes_the_upstream_request(
     assert (last["status"], last["error"]) == (499, "client disconnected"), last
     if dialect == "anthropic":  # Claude's message_start carries the input tokens
         assert last["input_tokens"] > 0, last
+    assert [row["errors"] for row in ledger.aggregate()] == [0]  # a hang-up is not an error
     record_row(
         "client hangs up mid-stream",
         dialect,

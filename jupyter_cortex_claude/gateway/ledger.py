@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .usage import UsageRecord
+from .usage import CLIENT_CLOSED_REQUEST, UsageRecord
 
 log = logging.getLogger("jupyter_cortex_claude.ledger")
 
@@ -247,7 +247,9 @@ class UsageLedger:
         select = ", ".join(f"{GROUPS[name]} AS {name}" for name in keys)
         sums = ", ".join(f"SUM({column})" for column in TOKEN_COLUMNS)
         query = (
-            f"SELECT {select}, COUNT(*), SUM(status >= 400), {sums}, SUM(latency_ms), "
+            # A client's hang-up (499) is the user's choice, not a failure: counted, not an error.
+            f"SELECT {select}, COUNT(*), SUM(status >= 400 AND status != {CLIENT_CLOSED_REQUEST}), "
+            f"{sums}, SUM(latency_ms), "
             f"COUNT(latency_ms), SUM(first_token_ms), COUNT(first_token_ms), SUM(retries) "
             f"FROM usage WHERE time >= ? GROUP BY {', '.join(keys)}"
         )
