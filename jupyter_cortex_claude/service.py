@@ -15,7 +15,7 @@ from typing import Any
 
 from ._version import __version__
 from .config import CortexClaude
-from .gateway.errors import GatewayError
+from .errors import GatewayError
 from .gateway.ledger import UsageLedger, open_ledger
 from .gateway.messages import ShapingPolicy
 from .gateway.proxy import Gateway

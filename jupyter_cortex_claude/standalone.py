@@ -16,7 +16,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from .claude_env import anthropic_url, openai_url
-from .gateway.errors import GatewayError
+from .errors import GatewayError
 from .server.gateway_key import presented_key
 from .server.handlers import GatewayHandlerMixin, routes
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from jupyter_cortex_claude.errors import GatewayError
 from jupyter_cortex_claude.gateway.chat_request import anthropic_to_chat_request
 from jupyter_cortex_claude.gateway.chat_response import (
     ChatStreamTranslator,
@@ -19,7 +20,6 @@ from jupyter_cortex_claude.gateway.chat_response import (
     empty_anthropic_message,
     sse_frame,
 )
-from jupyter_cortex_claude.gateway.errors import GatewayError
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue, ModelInfo
 
 from .canned_server import CannedServer

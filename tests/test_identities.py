@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from jupyter_cortex_claude.config import CortexClaude
-from jupyter_cortex_claude.gateway.errors import GatewayError
+from jupyter_cortex_claude.errors import GatewayError
 from jupyter_cortex_claude.snowflake.connection import resolve_connection
 from jupyter_cortex_claude.snowflake.cortex import MESSAGES_PATH, CortexClient, RetryPolicy
 from jupyter_cortex_claude.snowflake.credentials import create_credential

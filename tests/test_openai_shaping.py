@@ -13,7 +13,7 @@ from typing import Any
 import openai
 import pytest
 
-from jupyter_cortex_claude.gateway.errors import GatewayError
+from jupyter_cortex_claude.errors import GatewayError
 from jupyter_cortex_claude.gateway.model_ids import resolve_model
 from jupyter_cortex_claude.gateway.openai_answers import (
     FinishReasonFixer,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_cortex_claude.gateway.errors import GatewayError
+from jupyter_cortex_claude.errors import GatewayError
 from jupyter_cortex_claude.gateway.messages import (
     DOCUMENTED_BETAS,
     TOP_LEVEL_FIELDS,

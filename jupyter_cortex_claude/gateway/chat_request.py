@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import invalid_request
+from ..errors import invalid_request
 
 if TYPE_CHECKING:
     from ..snowflake.models import ModelInfo

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..errors import GatewayError
 from ..snowflake.cortex import CHAT_COMPLETIONS_PATH, CortexResponse
-from .errors import GatewayError
 from .openai_answers import is_conversation_complete_error
 from .sse import SSESplitter, event_data
 from .usage import UsageRecord

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from jupyter_cortex_claude.gateway.errors import invalid_request
+from ..errors import invalid_request
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_cortex_claude.gateway.content_blocks import BlockCleaner
-from jupyter_cortex_claude.gateway.errors import invalid_request
+
+from ..errors import invalid_request
 
 ROLES = frozenset({"user", "assistant", "system"})
 

@@ -29,7 +29,6 @@ from jupyter_cortex_claude.gateway.content_blocks import (
     limit_cache_breakpoints,
 )
 from jupyter_cortex_claude.gateway.conversation import shape_conversation
-from jupyter_cortex_claude.gateway.errors import invalid_request
 from jupyter_cortex_claude.gateway.model_ids import (
     DEFAULT_FAMILY_MODELS,
     DEFAULT_MODEL,
@@ -43,6 +42,8 @@ from jupyter_cortex_claude.gateway.thinking import (
     shape_thinking,
 )
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue
+
+from ..errors import invalid_request
 
 # Cortex accepts only Bedrock-compatible betas (cortex-api.md); an unknown one is treated as a 400.
 DOCUMENTED_BETAS: frozenset[str] = frozenset(

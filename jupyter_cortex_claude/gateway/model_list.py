@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..errors import GatewayError
 from ..snowflake.cortex import MODELS_PATH
-from .errors import GatewayError
 
 if TYPE_CHECKING:
     from ..snowflake.cortex import CortexClient

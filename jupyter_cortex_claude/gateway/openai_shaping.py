@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import invalid_request
+from ..errors import invalid_request
 from .openai_answers import empty_stop_completion
 
 if TYPE_CHECKING:

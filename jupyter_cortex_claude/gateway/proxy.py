@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
+from ..errors import GatewayError, invalid_request
 from ..snowflake.cortex import MESSAGES_PATH, CortexClient, CortexResponse
 from ..snowflake.models import ModelCatalogue
-from .errors import GatewayError, invalid_request
 from .messages import ShapingPolicy, shape_messages_request
 from .model_ids import resolve_model
 from .model_list import ModelAvailability, anthropic_model_page, listed_ids, openai_model_list

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from .errors import GatewayError
+from ..errors import GatewayError
 from .sse import SSESplitter, event_data, event_name, format_event
 from .usage import UsageRecord
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_cortex_claude.gateway.errors import invalid_request
 from jupyter_cortex_claude.snowflake.models import ModelInfo
+
+from ..errors import invalid_request
 
 CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
 EFFORT_BETA = "effort-2025-11-24"

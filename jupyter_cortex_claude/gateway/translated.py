@@ -20,6 +20,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..errors import GatewayError
 from .chat_request import anthropic_to_chat_request
 from .chat_response import (
     ChatStreamTranslator,
@@ -33,7 +34,6 @@ from .chat_stream import (
     read_recorded_completion,
     relay_chat_stream,
 )
-from .errors import GatewayError
 from .relay import error_event
 from .token_count import estimate_input_tokens
 from .usage import UsageRecord

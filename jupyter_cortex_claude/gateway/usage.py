@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .errors import GatewayError
+    from ..errors import GatewayError
 
 log = logging.getLogger("jupyter_cortex_claude.gateway")
 

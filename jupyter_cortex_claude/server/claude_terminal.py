@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import CortexClaude
-from ..gateway.errors import GatewayError, invalid_request
+from ..errors import GatewayError, invalid_request
 from ..gateway.proxy import JsonReply
 
 if TYPE_CHECKING:

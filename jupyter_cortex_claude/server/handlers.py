@@ -19,7 +19,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..gateway.errors import GatewayError
+from ..errors import GatewayError
 from ..gateway.proxy import JsonReply, Reply, StreamReply
 from .gateway_key import presented_key
 from .request_body import StreamedBody, too_large

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tornado import web
 
-from ..gateway.errors import GatewayError
+from ..errors import GatewayError
 
 if TYPE_CHECKING:
     from ..service import GatewayService

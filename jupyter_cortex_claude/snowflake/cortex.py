@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from ..gateway.errors import GatewayError
+from ..errors import GatewayError
 from .errors import (
     SESSION_EXPIRED_CODE,
     ConfigurationError,

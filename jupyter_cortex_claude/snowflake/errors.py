@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..gateway.errors import GatewayError
+from ..errors import GatewayError
 
 THROTTLED_400 = "all requests were throttled by remote service"
 SESSION_EXPIRED_CODE = "390112"

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ..gateway.errors import GatewayError
+from ..errors import GatewayError
 from .connection import SnowflakeConnection
 from .credentials import Clock, CredentialError, SnowflakeCredential
 

@@ -1,4 +1,7 @@
-"""Errors the gateway reports, in the shapes Anthropic and OpenAI clients understand.
+"""The package's one error, :class:`GatewayError`, in the shapes Anthropic and OpenAI clients expect.
+
+It sits at the bottom of the layers (it imports nothing of the package), so the Snowflake client, the
+gateway, the handlers and the kernel side all raise the same error.
 
 Every failure the gateway can meet, whether the client's request is wrong, our own auth refused it, or
 Cortex answered with an error, becomes one :class:`GatewayError`. The handlers turn it into JSON (or an
