@@ -74,7 +74,7 @@ def _choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
 # --- finish_reason ------------------------------------------------------------------------------
 
 
-def _derived_finish_reason(saw_tool_calls: bool, completion_tokens: int, limit: int) -> str:
+def derived_finish_reason(saw_tool_calls: bool, completion_tokens: int, limit: int) -> str:
     if saw_tool_calls:
         return "tool_calls"
     if completion_tokens and completion_tokens >= limit:
@@ -151,7 +151,7 @@ class FinishReasonFixer:
 
     def _final_chunk(self) -> dict[str, Any]:
         completion_tokens = (self.usage or {}).get("completion_tokens") or 0
-        self.finish_reason = _derived_finish_reason(
+        self.finish_reason = derived_finish_reason(
             self._saw_tool_calls, completion_tokens, self.max_completion_tokens
         )
         return {
@@ -176,7 +176,7 @@ def complete_chat_response(
         message.setdefault("content", None)
         choice["message"] = message
         if not choice.get("finish_reason"):
-            choice["finish_reason"] = _derived_finish_reason(
+            choice["finish_reason"] = derived_finish_reason(
                 bool(message.get("tool_calls")), completion_tokens, max_completion_tokens
             )
         choices.append(choice)

@@ -27,6 +27,7 @@ from .model_list import ModelAvailability, anthropic_model_page, listed_ids, ope
 from .openai_endpoint import openai_chat_completions
 from .openai_shaping import ChatShapingPolicy
 from .relay import AnthropicStreamRelay
+from .responses_endpoint import openai_responses
 from .token_count import estimate_input_tokens
 from .translated import ClaudeUpstream, anthropic_via_chat
 from .usage import UsageRecord, UsageRecorder
@@ -211,6 +212,9 @@ class Gateway:
 
     async def openai_chat_completions(self, raw_body: bytes, headers: Mapping[str, str]) -> Reply:
         return await openai_chat_completions(self, raw_body, headers)
+
+    async def openai_responses(self, raw_body: bytes, headers: Mapping[str, str]) -> Reply:
+        return await openai_responses(self, raw_body, headers)
 
     async def openai_models(self) -> JsonReply:
         await self.model_availability.refresh()

@@ -269,6 +269,17 @@ class OpenAIChatCompletions(StreamedBody, GatewayHandlerMixin):
             await self.send_reply(reply)
 
 
+class OpenAIResponses(StreamedBody, GatewayHandlerMixin):
+    error_dialect = "openai"
+
+    async def post(self) -> None:
+        body = self.request_body
+        gateway = await self.service.get_gateway()
+        reply = await self.until_client_leaves(gateway.openai_responses(body, self.request.headers))
+        if reply is not None:
+            await self.send_reply(reply)
+
+
 class OpenAIModels(GatewayHandlerMixin):
     error_dialect = "openai"
 
@@ -320,6 +331,7 @@ ENDPOINTS: list[tuple[str, type[GatewayHandlerMixin]]] = [
     (r"cortex-claude/anthropic/v1/messages/count_tokens", AnthropicCountTokens),
     (r"cortex-claude/anthropic/v1/models", AnthropicModels),
     (r"cortex-claude/openai/v1/chat/completions", OpenAIChatCompletions),
+    (r"cortex-claude/openai/v1/responses", OpenAIResponses),
     (r"cortex-claude/openai/v1/models", OpenAIModels),
     (r"cortex-claude/health", Health),
     (r"cortex-claude/terminals", ClaudeTerminal),  # type: ignore[list-item] - a mixin
