@@ -79,9 +79,12 @@ def claude_code_environment(
     key: str,
     mode: str,
     model: str | None = None,
+    codex_home: str | None = None,
 ) -> dict[str, str]:
-    """Every variable we would like Claude Code to see, before user settings are respected."""
+    """Every variable we would like Claude Code (and Codex, given the CODEX_HOME the gateway
+    wrote, see :mod:`.codex_home`) to see, before user settings are respected."""
     models = claude_model_settings(config, model)
+    codex = {"CODEX_HOME": codex_home} if codex_home else {}
     return {
         "ANTHROPIC_BASE_URL": anthropic_url(gateway_url),
         "ANTHROPIC_AUTH_TOKEN": key,
@@ -96,6 +99,8 @@ def claude_code_environment(
         GATEWAY_URL_VAR: gateway_url.rstrip("/"),
         GATEWAY_KEY_VAR: key,
         GATEWAY_MODE_VAR: mode,
+        # Codex reads the gateway key from this variable (its provider's env_key).
+        **codex,
     }
 
 

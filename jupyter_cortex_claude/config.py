@@ -300,6 +300,35 @@ class CortexClaude(Configurable):
         root is needed; Claude Code lands in PREFIX/bin.""",
     ).tag(config=True)
 
+    # --- Codex CLI (the OpenAI Responses endpoint) ---------------------------------------------------
+
+    codex_command = Unicode(
+        "codex",
+        help="Command that starts the Codex CLI (`%cortex_claude codex`, the launcher, `cortex-claude codex`).",
+    ).tag(config=True)
+
+    codex_package = Unicode(
+        "@openai/codex@0.171.0",
+        help="""npm package (with the version this release was tested with) that the terminal
+        offers to install when Codex is missing; it goes to `claude_install_prefix` too.""",
+    ).tag(config=True)
+
+    codex_home = Unicode(
+        "",
+        help="""Folder the gateway writes as Codex's CODEX_HOME (a config.toml whose model provider
+        is this gateway's Responses endpoint); the user's own ~/.codex is never touched. Empty:
+        `<jupyter data dir>/cortex_claude/codex/<host>-<port>`, one per gateway address.""",
+    ).tag(config=True)
+
+    responses_upstream = CaselessStrEnum(
+        ["chat", "responses"],
+        default_value="chat",
+        help="""Which Cortex API serves the Responses endpoint (Codex) for OpenAI models: `chat`
+        (Cortex's Chat Completions, translated both ways, as for every other model) or `responses`
+        (Cortex's preview Responses API, relayed; its field support is not documented, so it is
+        off by default). Other models always go through Chat Completions.""",
+    ).tag(config=True)
+
     # --- Usage ledger -----------------------------------------------------------------------------
 
     usage_db_path = Unicode(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the whole test suite: installs the package with its test extras, the pinned Claude Code CLI
-# (into .cache/, not globally) and, when missing and possible, Chromium for the browser test.
+# Run the whole test suite: installs the package with its test extras, the pinned Claude Code and
+# Codex CLIs (into .cache/, not globally) and, when missing and possible, Chromium for the browser test.
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,15 @@ if ! [ -x "$claude_bin" ] || ! "$claude_bin" --version 2>/dev/null | grep -q "$C
   npm install --silent --no-fund --no-audit --prefix "$claude_dir" "@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}"
 fi
 export CORTEX_CLAUDE_TEST_CLAUDE="$PWD/$claude_bin"
+
+# The Codex CLI (OpenAI's coding agent; the npm package carries a native binary), pinned likewise.
+CODEX_VERSION="0.171.0"
+codex_dir=".cache/codex-${CODEX_VERSION}"
+codex_bin="$codex_dir/node_modules/.bin/codex"
+if ! [ -x "$codex_bin" ] || ! "$codex_bin" --version 2>/dev/null | grep -q "$CODEX_VERSION"; then
+  npm install --silent --no-fund --no-audit --prefix "$codex_dir" "@openai/codex@${CODEX_VERSION}"
+fi
+export CORTEX_CLAUDE_TEST_CODEX="$PWD/$codex_bin"
 
 # Aider (an OpenAI-compatible coding agent) pins many packages: it gets a venv of its own.
 AIDER_VERSION="0.86.2"

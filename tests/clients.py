@@ -132,3 +132,76 @@ class HelloFileTask:
         assert run.result["result"] == self.final_answer
         assert self.target.read_text() == "hi\n"
         return run
+
+
+# -- the Codex CLI ---------------------------------------------------------------------------------
+
+CODEX_VERSION = "0.171.0"
+
+
+def codex_executable() -> str:
+    """The pinned Codex CLI that scripts/test.sh installs; a missing CLI fails, it never skips."""
+    path = os.environ.get("CORTEX_CLAUDE_TEST_CODEX") or shutil.which("codex")
+    if not path:
+        raise AssertionError(
+            "The Codex CLI is needed: run `bash scripts/test.sh`, which installs "
+            f"@openai/codex@{CODEX_VERSION}, or set CORTEX_CLAUDE_TEST_CODEX."
+        )
+    return path
+
+
+@dataclass
+class CodexRun:
+    returncode: int
+    events: list[dict[str, Any]]  # `codex exec --json` lines
+    stderr: str
+
+    def agent_messages(self) -> list[str]:
+        return [
+            event["item"]["text"]
+            for event in self.events
+            if event.get("type") == "item.completed"
+            and event.get("item", {}).get("type") == "agent_message"
+        ]
+
+
+async def run_codex_headless(
+    prompt: str,
+    *,
+    environment: dict[str, str],
+    cwd: Path,
+    home: Path,
+    model: str | None = None,
+    timeout: float = 240,
+) -> CodexRun:
+    """``codex exec`` without a terminal or approvals, as the issue's tests ask (stdin closed)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), **environment}
+    home.mkdir(parents=True, exist_ok=True)
+    model_args = ("-m", model) if model else ()
+    process = await asyncio.create_subprocess_exec(
+        codex_executable(),
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--dangerously-bypass-approvals-and-sandbox",
+        *model_args,
+        prompt,
+        cwd=str(cwd),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    events = []
+    for line in stdout.decode(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    return CodexRun(process.returncode or 0, events, stderr.decode(errors="replace"))
