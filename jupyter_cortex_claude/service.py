@@ -69,6 +69,8 @@ class GatewayService:
         self._started = False
         self._start_lock = asyncio.Lock()
         self.ledger: UsageLedger | None = None
+        # The CODEX_HOME written for this gateway's terminals (server/terminals.py), if any.
+        self.codex_home: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 

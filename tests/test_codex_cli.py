@@ -6,20 +6,40 @@ writes and the environment every launched agent gets. The strict Cortex emulator
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shlex
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from jupyter_cortex_claude.claude_env import claude_code_environment
 from jupyter_cortex_claude.codex_home import write_codex_home
 from jupyter_cortex_claude.testing import CHAT_PATH, Fault, Reply
 
-from .clients import CodexRun, run_codex_headless
-from .conftest import RunningGateway
+from .clients import CodexRun, codex_executable, run_codex_headless
+from .conftest import RunningGateway, emulator_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 FINAL_ANSWER = "I created hello.txt containing hi."
+
+
+# What the launcher types into the terminal, made headless so the test can see it finish.
+def headless_codex() -> list[str]:
+    return [
+        codex_executable(),
+        "exec",
+        "--skip-git-repo-check",
+        "--dangerously-bypass-approvals-and-sandbox",
+    ]
+
+
+@pytest.fixture
+def cortex_claude_config(cortex_emulator: Any) -> dict[str, Any]:
+    return emulator_config(cortex_emulator, codex_command=shlex.join(headless_codex()))
 
 
 class CodexTask:
@@ -122,3 +142,36 @@ async def test_codex_waits_out_a_429_with_retry_after(
     assert run.agent_messages() == ["Answered after the throttle."]
     # Three refused by the emulator, then Codex's retry after the wait, answered.
     assert len(task.chat_requests()) == 4
+
+
+async def test_the_codex_tile_opens_a_terminal_where_codex_answers_from_cortex(
+    running_gateway: RunningGateway,
+) -> None:
+    """What the launcher tile "Codex (Cortex)" and `%cortex_claude codex` ask the server for."""
+    running_gateway.emulator.script(Reply.text("Hello from Codex in a Jupyter terminal."))
+    root = Path(running_gateway.serverapp.root_dir)
+    (root / "work").mkdir()
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            running_gateway.url("cortex-claude/terminals"),
+            json={"agent": "codex", "cwd": "work", "model": "openai-gpt-5", "prompt": "say hello"},
+            headers={"Authorization": f"token {running_gateway.jupyter_token}"},
+        )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["agent"] == "codex"
+    assert answer["command"] == shlex.join([*headless_codex(), "-m", "openai-gpt-5", "say hello"])
+
+    async def codex_asked() -> list[Any]:
+        for _ in range(300):
+            requests = running_gateway.emulator.inference_requests()
+            if requests:
+                return requests
+            await asyncio.sleep(0.2)
+        raise AssertionError("Codex in the terminal never reached Cortex")
+
+    (request,) = await codex_asked()
+    assert request.body["model"] == "openai-gpt-5"
+    assert request.headers["authorization"] == "Bearer test-pat-0123456789"
+    user_text = json.dumps(request.body["messages"])
+    assert "say hello" in user_text

@@ -1,4 +1,4 @@
-"""``POST cortex-claude/terminals``: open a terminal with Claude Code started in it.
+"""``POST cortex-claude/terminals``: open a terminal with Claude Code (or Codex) started in it.
 
 The JupyterLab extension calls it (launcher tile, palette, the ``%cortex_claude`` output) and then
 runs ``terminal:open {name}``. The terminal is an ordinary one from the terminal manager, so it has
@@ -107,6 +107,58 @@ def plan_claude_launch(
     )
 
 
+def find_codex(config: CortexClaude, path: str | None) -> list[str] | None:
+    """The words that start the Codex CLI on this PATH (or in the install prefix), if it exists."""
+    words = shlex.split(config.codex_command) or ["codex"]
+    if shutil.which(words[0], path=path):
+        return words
+    installed = Path(os.path.expanduser(config.claude_install_prefix)) / "bin" / "codex"
+    if words == ["codex"] and os.access(installed, os.X_OK):
+        return [str(installed)]
+    return None
+
+
+def plan_codex_launch(
+    config: CortexClaude,
+    *,
+    model: str | None,
+    prompt: str | None,
+    path: str | None,
+    codex_home: str | None,
+) -> ClaudeLaunch:
+    """Codex in a terminal: its CODEX_HOME (:mod:`..codex_home`) is given on the command line when
+    the terminal's environment does not already carry it (a user's own CODEX_HOME is kept there)."""
+    arguments = (["-m", model] if model else []) + ([prompt] if prompt else [])
+    prefix = [f"CODEX_HOME={shlex.quote(codex_home)}"] if codex_home else []
+    codex = find_codex(config, path)
+    if codex is not None:
+        command = " ".join([*prefix, shlex.join(codex + arguments)])
+        return ClaudeLaunch(typed=command + "\r", command=command, claude_installed=True)
+    install_prefix = os.path.expanduser(config.claude_install_prefix)
+    command = " ".join([*prefix, shlex.join(["codex", *arguments])])
+    if shutil.which("npm", path=path) is None:
+        hint = NODE_HINT.replace("Claude Code", "Codex")
+        return ClaudeLaunch(
+            typed=shlex.join(["echo", hint]) + "\r",
+            command=command,
+            claude_installed=False,
+            message=hint,
+        )
+    install = shlex.join(["npm", "install", "-g", "--prefix", install_prefix, config.codex_package])
+    installed = " ".join(
+        [*prefix, shlex.join([str(Path(install_prefix) / "bin" / "codex"), *arguments])]
+    )
+    note = shlex.join([":", "Codex is not installed; press Enter to install it"])
+    return ClaudeLaunch(
+        typed=f"{note} && {install} && {installed}",
+        command=command,
+        claude_installed=False,
+        install_command=install,
+        message=f"Codex is not installed. Install it for this user with: {install} "
+        f"(it goes to {install_prefix}/bin; add that to PATH).",
+    )
+
+
 def resolve_terminal_cwd(root_dir: str, requested: str | None) -> Path:
     """``requested`` (relative to the server root, or absolute) if it is a folder inside the root."""
     root = Path(root_dir).expanduser().resolve()
@@ -141,7 +193,8 @@ def _optional_string(body: dict[str, Any], name: str) -> str | None:
 
 
 class ClaudeTerminal(_EndpointBase):
-    """``POST {"cwd", "model", "prompt"}`` → ``{"name", "command", "claude_installed", ...}``."""
+    """``POST {"cwd", "model", "prompt", "agent"}`` → ``{"name", "command", "claude_installed",
+    ...}``; ``agent`` is ``claude`` (the default) or ``codex``."""
 
     async def post(self) -> None:
         # A terminal is a shell: it needs a Jupyter login allowed to use terminals. The gateway
@@ -174,12 +227,22 @@ class ClaudeTerminal(_EndpointBase):
             self.settings.get("server_root_dir") or os.getcwd(), _optional_string(body, "cwd")
         )
         extra_env = manager.extra_env or {}
-        launch = plan_claude_launch(
-            self.service.config,
-            model=_optional_string(body, "model"),
-            prompt=_optional_string(body, "prompt"),
-            path=extra_env.get("PATH") or os.environ.get("PATH"),
-        )
+        agent = _optional_string(body, "agent") or "claude"
+        model, prompt = _optional_string(body, "model"), _optional_string(body, "prompt")
+        path = extra_env.get("PATH") or os.environ.get("PATH")
+        if agent == "codex":
+            codex_home = self.service.codex_home
+            launch = plan_codex_launch(
+                self.service.config,
+                model=model,
+                prompt=prompt,
+                path=path,
+                codex_home=None if extra_env.get("CODEX_HOME") == codex_home else codex_home,
+            )
+        elif agent == "claude":
+            launch = plan_claude_launch(self.service.config, model=model, prompt=prompt, path=path)
+        else:
+            raise invalid_request("`agent` must be `claude` or `codex`.")
         name = fresh_terminal_name(manager)
         manager.create(name=name, cwd=str(cwd))
         manager.get_terminal(name).ptyproc.write(launch.typed)
@@ -188,6 +251,7 @@ class ClaudeTerminal(_EndpointBase):
                 200,
                 {
                     "name": name,
+                    "agent": agent,
                     "command": launch.command,
                     "claude_installed": launch.claude_installed,
                     "install_command": launch.install_command,

@@ -1,4 +1,5 @@
-"""Preconfigured terminals: every terminal this Jupyter server opens can run ``claude`` at once.
+"""Preconfigured terminals: every terminal this Jupyter server opens can run ``claude`` (and
+``codex``, through the CODEX_HOME of :mod:`..codex_home`) at once.
 
 The variables go into ``web_app.settings["terminal_manager"].extra_env`` (terminado's
 ``TermManager.extra_env``, merged into each new terminal's environment, where a ``None`` value
@@ -23,6 +24,7 @@ from typing import Any
 from jupyter_server.utils import url_path_join
 
 from ..claude_env import claude_code_environment, plan_environment
+from ..codex_home import write_codex_home
 
 log = logging.getLogger("jupyter_cortex_claude.terminals")
 
@@ -57,12 +59,16 @@ def configure_terminal_environment(
         log.debug("cortex-claude: no terminal manager to configure")
         return None
     environ = os.environ if environ is None else environ
+    gateway_url = local_gateway_url(serverapp)
+    # Codex reads its provider from a config.toml: written here, for this server's address.
+    service.codex_home = str(write_codex_home(config, gateway_url))
     desired = claude_code_environment(
         config,
         service.catalogue,
-        gateway_url=local_gateway_url(serverapp),
+        gateway_url=gateway_url,
         key=service.key.value,
         mode=SERVER_EXTENSION_MODE,
+        codex_home=service.codex_home,
     )
     explicit: dict[str, str | None] = dict(manager.extra_env or {})
     plan = plan_environment(
