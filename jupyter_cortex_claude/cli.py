@@ -1,6 +1,7 @@
 """``cortex-claude``: Claude Code on Snowflake Cortex without Jupyter.
 
     cortex-claude [options] [-- claude arguments]   start the gateway, run claude, stop with it
+    cortex-claude codex [options] [-- codex args]   the same with the Codex CLI
     cortex-claude serve [options]                   run only the gateway; print its URL and key
     cortex-claude demo [options] [-- lab args]      JupyterLab with the extension, offline emulator
 
@@ -20,12 +21,14 @@ import shlex
 import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from traitlets.config import Config
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
-from .claude_env import CONNECTION_VARS, claude_code_environment, plan_environment
+from .claude_env import CONNECTION_VARS, apply_plan, claude_code_environment, plan_environment
+from .codex_home import write_codex_home
 from .config import CortexClaude
 from .service import GatewayService
 
@@ -33,7 +36,7 @@ log = logging.getLogger("jupyter_cortex_claude")
 
 STANDALONE_MODE = "standalone"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-COMMANDS = ("launch", "serve", "demo")
+COMMANDS = ("launch", "codex", "serve", "demo")
 
 # flag → CortexClaude trait; --model also becomes Claude Code's starting model (terminal_model).
 FLAG_TRAITS = {
@@ -46,6 +49,7 @@ FLAG_TRAITS = {
     "private_key_file": "private_key_file",
     "model": "default_model",
     "claude": "claude_command",
+    "codex": "codex_command",
 }
 
 
@@ -69,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         choices=COMMANDS,
         default="launch",
-        help="launch (default): gateway + claude; serve: gateway only; demo: JupyterLab demo",
+        help="launch (default): gateway + claude; codex: gateway + Codex CLI; serve: gateway "
+        "only; demo: JupyterLab demo",
     )
     parser.add_argument("--connection", help="connections.toml section to use")
     parser.add_argument("--account", help="Snowflake account identifier (SNOWFLAKE_ACCOUNT)")
@@ -84,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--private-key-file", help="PEM key for key-pair (JWT) auth")
     parser.add_argument("--model", help="model Claude Code starts with, e.g. claude-opus-4-6")
     parser.add_argument("--claude", help="command that starts Claude Code (default: claude)")
+    parser.add_argument("--codex", help="command that starts the Codex CLI (default: codex)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     parser.add_argument("--config", help="traitlets config file (.py or .json) with c.CortexClaude")
@@ -138,25 +144,40 @@ def warn_if_exposed(host: str) -> None:
 # -- cortex-claude [-- claude args] --------------------------------------------------------------
 
 
-async def launch(config: CortexClaude, args: argparse.Namespace, claude_args: list[str]) -> int:
+async def launch(
+    config: CortexClaude, args: argparse.Namespace, agent_args: list[str], *, agent: str = "claude"
+) -> int:
+    """Start the gateway, run the agent (``claude`` or ``codex``) on it, stop with it."""
     from .standalone import start_gateway_server
 
-    claude_words = shlex.split(config.claude_command) or ["claude"]
-    if shutil.which(claude_words[0]) is None:
+    if agent == "codex":
+        words = shlex.split(config.codex_command) or ["codex"]
+        package = config.codex_package
+    else:
+        words = shlex.split(config.claude_command) or ["claude"]
+        package = config.claude_code_package
+    if shutil.which(words[0]) is None:
         print(
-            f"cortex-claude: `{claude_words[0]}` was not found. Install Claude Code with "
-            f"`npm install -g {config.claude_code_package}` (or pass --claude PATH).",
+            f"cortex-claude: `{words[0]}` was not found. Install it with "
+            f"`npm install -g {package}` (or pass --{agent} PATH).",
             file=sys.stderr,
         )
         return 127
     service = GatewayService(config, logger=log)
     running = await start_gateway_server(service, host=args.host, port=args.port)
+    # Codex reads its provider from a config.toml: a CODEX_HOME of this run's own, removed after.
+    codex_home = (
+        tempfile.TemporaryDirectory(prefix="cortex-claude-codex-") if agent == "codex" else None
+    )
     try:
         if service.error:
             print(f"cortex-claude: {service.error}", file=sys.stderr)
             return 2
         if service.demo:
             print("cortex-claude: offline demo, answers come from the emulator.", file=sys.stderr)
+        codex_folder = None
+        if codex_home is not None:
+            codex_folder = str(write_codex_home(config, running.gateway_url, Path(codex_home.name)))
         desired = claude_code_environment(
             config,
             service.catalogue,
@@ -164,22 +185,22 @@ async def launch(config: CortexClaude, args: argparse.Namespace, claude_args: li
             key=running.key,
             mode=STANDALONE_MODE,
             model=args.model,
+            codex_home=codex_folder,
         )
         forced = [*CONNECTION_VARS, *(n for n in desired if n.startswith("CORTEX_CLAUDE_"))]
+        if codex_folder:
+            forced.append("CODEX_HOME")  # `cortex-claude codex` asked for this gateway
         if args.model:
             forced.append("ANTHROPIC_MODEL")  # the flag beats the user's environment
         plan = plan_environment(
             desired, inherited=os.environ, hidden_names=config.terminal_hidden_env, force=forced
         )
-        environment = dict(os.environ)
-        for name, value in plan.changes.items():
-            if value is None:
-                environment.pop(name, None)
-            else:
-                environment[name] = value
-        return await run_until_exit([*claude_words, *claude_args], environment)
+        environment = apply_plan(os.environ, plan)
+        return await run_until_exit([*words, *agent_args], environment)
     finally:
         await running.stop()
+        if codex_home is not None:
+            codex_home.cleanup()
 
 
 async def run_until_exit(argv: list[str], environment: dict[str, str]) -> int:
@@ -278,4 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args)
     if args.command == "serve":
         return asyncio.run(serve(config, args))
-    return asyncio.run(launch(config, args, passthrough))
+    return asyncio.run(
+        launch(
+            config, args, passthrough, agent=args.command if args.command == "codex" else "claude"
+        )
+    )

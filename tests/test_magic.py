@@ -134,6 +134,33 @@ async def test_the_magic_asks_jupyterlab_to_open_claude_in_the_notebooks_folder(
     assert shell_cwd == (root / "reports" / "2025").resolve()
 
 
+async def test_the_codex_magic_asks_jupyterlab_to_open_codex_in_the_notebooks_folder(
+    running_gateway: RunningGateway,
+) -> None:
+    root = Path(running_gateway.serverapp.root_dir)
+    (root / "etl").mkdir()
+    kernels = running_gateway.serverapp.kernel_manager
+    kernel_id = await kernels.start_kernel(kernel_name="python3", path="etl")
+    client = await connect(kernels.get_kernel(kernel_id))
+    try:
+        await execute(client, "%load_ext jupyter_cortex_claude")
+        opened = await execute(client, "%cortex_claude codex --model openai-gpt-5 fix the tests")
+    finally:
+        client.stop_channels()
+        await kernels.shutdown_kernel(kernel_id, now=True)
+
+    assert opened.error is None, opened.error
+    (bundle,) = opened.displays
+    request = bundle[OPEN_TERMINAL_MIME_TYPE]
+    assert request["agent"] == "codex"
+    assert request["cwd"] == "etl"
+    assert request["model"] == "openai-gpt-5"
+    assert request["prompt"] == "fix the tests"
+    assert "codex -m openai-gpt-5 'fix the tests'" in bundle["text/plain"]
+    assert "start Codex on Cortex" in bundle["text/plain"]
+    assert running_gateway.key not in repr(bundle)
+
+
 async def test_a_kernel_outside_jupyter_uses_the_gateway_named_in_its_environment(
     cortex_emulator: Any, tmp_path: Path
 ) -> None:

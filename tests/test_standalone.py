@@ -17,7 +17,7 @@ import pytest
 
 from jupyter_cortex_claude.testing import CortexEmulator, Reply
 
-from .clients import claude_executable
+from .clients import claude_executable, codex_executable
 from .conftest import TEST_PAT, SdkClients
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -41,6 +41,8 @@ def emulator_environment(emulator: CortexEmulator, home: Path) -> dict[str, str]
         "SNOWFLAKE_TOKEN": TEST_PAT,
         "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_MAX_RETRIES": "1",
+        # The package under test, when it is not the installed one (a worktree on PYTHONPATH).
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
     }
 
 
@@ -222,3 +224,45 @@ async def test_a_missing_claude_is_explained(
     )
     assert code == 127
     assert "npm install -g @anthropic-ai/claude-code" in stderr
+
+
+async def test_cortex_claude_codex_runs_codex_on_cortex_without_the_snowflake_token(
+    cortex_emulator: CortexEmulator, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    cortex_emulator.script(
+        Reply.tool_use("exec_command", {"cmd": "env > seen-env.txt"}, text="Looking."),
+        Reply.text("Done looking."),
+    )
+    code, stdout, stderr = await run_cortex_claude(
+        "codex",
+        "--codex",
+        codex_executable(),
+        "--model",
+        "openai-gpt-5",
+        "--",
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--dangerously-bypass-approvals-and-sandbox",
+        "look at the environment",
+        env=emulator_environment(cortex_emulator, tmp_path / "home"),
+        cwd=project,
+    )
+    assert code == 0, stderr[-2000:]
+    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    messages = [
+        e["item"]["text"] for e in events if e.get("item", {}).get("type") == "agent_message"
+    ]
+    assert messages[-1] == "Done looking."
+    assert [r.body["model"] for r in cortex_emulator.inference_requests()] == ["openai-gpt-5"] * 2
+
+    seen_text = (project / "seen-env.txt").read_text()
+    seen = dict(line.split("=", 1) for line in seen_text.splitlines() if "=" in line)
+    assert seen["CORTEX_CLAUDE_GATEWAY_MODE"] == "standalone"
+    assert "SNOWFLAKE_TOKEN" not in seen
+    assert TEST_PAT not in seen_text
+    # The run's own CODEX_HOME (with the gateway's address) is gone with the gateway.
+    assert not Path(seen["CODEX_HOME"]).exists()
+    assert not (tmp_path / "home" / ".codex" / "config.toml").exists()

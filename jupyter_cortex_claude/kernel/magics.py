@@ -1,7 +1,7 @@
 """The ``%cortex_claude`` and ``%%cortex_claude`` magics.
 
 Line mode: ``%cortex_claude [open] [--model M] [--cwd DIR] [PROMPT]`` opens Claude Code in a
-terminal; ``status``, ``models``, ``usage`` and ``help``. Cell mode (the cell is a prompt) and
+terminal, ``%cortex_claude codex ...`` the Codex CLI; ``status``, ``models``, ``usage`` and ``help``. Cell mode (the cell is a prompt) and
 ``usage`` live in :mod:`.cell_chat` and :mod:`.usage_view`, imported only when used, so loading the
 extension costs almost nothing in every kernel.
 """
@@ -16,13 +16,15 @@ from typing import Any, NoReturn
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-SUBCOMMANDS = ("open", "status", "models", "usage", "help")
+SUBCOMMANDS = ("open", "codex", "status", "models", "usage", "help")
 HTTP_TIMEOUT = 15.0
 
 HELP = """\
 %cortex_claude                        open Claude Code in a terminal in this notebook's folder
 %cortex_claude [open] [--model M] [--cwd DIR] [PROMPT]
                                       ... with a model, another folder, an initial prompt
+%cortex_claude codex [--model M] [--cwd DIR] [PROMPT]
+                                      open the Codex CLI instead, on the same gateway
 %cortex_claude status                 connection, identity, models, gateway URL and mode
 %cortex_claude models                 the models this account can use
 %cortex_claude usage [--since 7d]     tokens and estimated cost recorded by the gateway
@@ -84,6 +86,8 @@ class CortexClaudeMagics(Magics):
                 print("%cortex_claude usage is not available yet in this version.")
                 return
             show_usage(shlex.join(rest), self.shell)
+        elif command == "codex":
+            open_claude(rest, agent="codex")
         else:
             open_claude(rest)
 
@@ -97,7 +101,7 @@ def _endpoint() -> Any:
         raise UsageError(str(error)) from None
 
 
-def open_claude(words: list[str]) -> None:
+def open_claude(words: list[str], agent: str = "claude") -> None:
     from IPython.display import display
 
     from .open_claude import OpenRequest, open_terminal_bundle, resolve_folder
@@ -106,7 +110,9 @@ def open_claude(words: list[str]) -> None:
     folder = resolve_folder(args.cwd)
     if not folder.is_dir():
         raise UsageError(f"--cwd {args.cwd!r}: {folder} is not a folder.")
-    request = OpenRequest(folder=folder, model=args.model, prompt=" ".join(args.prompt) or None)
+    request = OpenRequest(
+        folder=folder, model=args.model, prompt=" ".join(args.prompt) or None, agent=agent
+    )
     display(open_terminal_bundle(request, _endpoint()), raw=True)
 
 

@@ -1,4 +1,5 @@
-"""``%cortex_claude [open]``: Claude Code in a terminal, in the notebook's folder.
+"""``%cortex_claude [open]`` and ``%cortex_claude codex``: Claude Code or Codex in a terminal, in
+the notebook's folder.
 
 A kernel cannot open a JupyterLab tab. It displays a bundle of
 :data:`OPEN_TERMINAL_MIME_TYPE`; our JupyterLab extension renders it by calling
@@ -32,6 +33,10 @@ class OpenRequest:
     folder: Path  # absolute
     model: str | None
     prompt: str | None
+    agent: str = "claude"  # or "codex"
+
+
+AGENT_TITLES = {"claude": "Claude Code", "codex": "Codex"}
 
 
 def resolve_folder(cwd: str | None, base: str | None = None) -> Path:
@@ -55,14 +60,15 @@ def server_relative(folder: Path, root_dir: str | None) -> str:
 
 def shell_command(request: OpenRequest, mode: str) -> str:
     """What a person would type in a terminal to get the same thing."""
+    codex = request.agent == "codex"
     if mode == SERVER_EXTENSION:
-        words = ["claude"]
+        words = ["codex"] if codex else ["claude"]
         if request.model:
-            words += ["--model", request.model]
+            words += ["-m" if codex else "--model", request.model]
         if request.prompt:
             words.append(request.prompt)
     else:
-        words = ["cortex-claude"]
+        words = ["cortex-claude", "codex"] if codex else ["cortex-claude"]
         if request.model:
             words += ["--model", request.model]
         if request.prompt:
@@ -81,6 +87,7 @@ def open_terminal_bundle(request: OpenRequest, endpoint: GatewayEndpoint) -> dic
             "cwd": server_relative(request.folder, info.get("root_dir")),
             "model": request.model,
             "prompt": request.prompt,
+            "agent": request.agent,
             # The renderer opens one terminal per nonce, however often the output is re-rendered.
             "nonce": uuid.uuid4().hex,
             "created_at": time.time(),
@@ -100,9 +107,10 @@ def open_terminal_bundle(request: OpenRequest, endpoint: GatewayEndpoint) -> dic
     )
     bundle["text/html"] = (
         '<div class="jp-CortexClaude-fallback">'
-        f"<p>To start Claude Code on Cortex, run this {html.escape(where)}{link}:</p>"
+        f"<p>To start {AGENT_TITLES[request.agent]} on Cortex, run this {html.escape(where)}{link}:</p>"
         f"<pre>{html.escape(command)}</pre>"
         f"<p><small>{html.escape(note)}</small></p></div>"
     )
-    bundle["text/plain"] = f"Run {where} to start Claude Code on Cortex:\n  {command}"
+    title = AGENT_TITLES[request.agent]
+    bundle["text/plain"] = f"Run {where} to start {title} on Cortex:\n  {command}"
     return bundle

@@ -29,12 +29,23 @@ export interface IHealth {
   role?: string | null;
 }
 
-/** Where and how to start Claude Code; every field is optional. */
+/** The coding agents the server can start in a terminal. */
+export type Agent = 'claude' | 'codex';
+
+/** The names people see for each agent. */
+export const AGENT_TITLES: Record<Agent, string> = {
+  claude: 'Claude Code',
+  codex: 'Codex'
+};
+
+/** Where and how to start Claude Code (or Codex); every field is optional. */
 export interface IOpenTerminalOptions {
   /** Directory relative to the Jupyter server root; null or '' is the root. */
   cwd?: string | null;
   model?: string | null;
   prompt?: string | null;
+  /** Which agent to start: Claude Code unless told otherwise. */
+  agent?: Agent | null;
 }
 
 /** An error whose message is meant for the person using JupyterLab. */
@@ -100,7 +111,8 @@ export async function createClaudeTerminal(
   const payload = {
     cwd: options.cwd || null,
     model: options.model || null,
-    prompt: options.prompt || null
+    prompt: options.prompt || null,
+    agent: options.agent || 'claude'
   };
   const body = await requestJSON<{ name?: unknown }>(
     'terminals',

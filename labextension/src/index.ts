@@ -16,16 +16,18 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
 
 import {
+  AGENT_TITLES,
   CortexClaudeError,
   createClaudeTerminal,
   IOpenTerminalOptions
 } from './api';
 import { registerClaudeTerminalOpener, registerCommandRunner } from './bridge';
 import { CortexStatusItem, showHealthDialog } from './health';
-import { claudeTerminalIcon } from './icon';
+import { claudeTerminalIcon, codexTerminalIcon } from './icon';
 
 namespace CommandIDs {
   export const open = 'cortex-claude:open';
+  export const openCodex = 'cortex-claude:open-codex';
   export const openInNotebookFolder = 'cortex-claude:open-in-notebook-folder';
   export const status = 'cortex-claude:status';
 }
@@ -35,6 +37,7 @@ const TERMINAL_OPEN_COMMAND = 'terminal:open';
 
 const PALETTE_CATEGORY = 'Claude Code (Cortex)';
 const LAUNCHER_LABEL = 'Claude Code (Cortex)';
+const CODEX_LAUNCHER_LABEL = 'Codex (Cortex)';
 
 function optionalString(value: unknown): string | null {
   return typeof value === 'string' && value.length > 0 ? value : null;
@@ -116,16 +119,35 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const options: IOpenTerminalOptions = {
           cwd: optionalString(args.cwd),
           model: optionalString(args.model),
-          prompt: optionalString(args.prompt)
+          prompt: optionalString(args.prompt),
+          agent: args.agent === 'codex' ? 'codex' : 'claude'
         };
         try {
           const name = await openClaudeTerminal(options);
           return { name };
         } catch (error) {
-          void showErrorMessage('Could not open Claude Code', error as Error);
+          void showErrorMessage(
+            `Could not open ${AGENT_TITLES[options.agent ?? 'claude']}`,
+            error as Error
+          );
           throw error;
         }
       }
+    });
+
+    commands.addCommand(CommandIDs.openCodex, {
+      label: args =>
+        args.isPalette ? 'Open Codex in a Terminal' : CODEX_LAUNCHER_LABEL,
+      caption:
+        'Open a terminal running the Codex CLI on Snowflake Cortex models',
+      icon: args => (args.isPalette ? undefined : codexTerminalIcon),
+      execute: args =>
+        commands.execute(CommandIDs.open, {
+          cwd: optionalString(args.cwd),
+          model: optionalString(args.model),
+          prompt: optionalString(args.prompt),
+          agent: 'codex'
+        })
     });
 
     commands.addCommand(CommandIDs.openInNotebookFolder, {
@@ -160,7 +182,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const result = (await commands.execute(CommandIDs.open, {
         cwd: options.cwd ?? null,
         model: options.model ?? null,
-        prompt: options.prompt ?? null
+        prompt: options.prompt ?? null,
+        agent: options.agent ?? 'claude'
       })) as { name: string };
       return result.name;
     });
@@ -170,6 +193,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       command: CommandIDs.open,
       category: 'Other',
       rank: 1
+    });
+    launcher?.add({
+      command: CommandIDs.openCodex,
+      category: 'Other',
+      rank: 2
     });
 
     if (palette) {

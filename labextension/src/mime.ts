@@ -9,6 +9,7 @@
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
+import { Agent, AGENT_TITLES } from './api';
 import { waitForClaudeTerminalOpener } from './bridge';
 import { insertCellExtension } from './insert_cell';
 
@@ -20,6 +21,8 @@ interface IOpenTerminalRequest {
   cwd?: string | null;
   model?: string | null;
   prompt?: string | null;
+  /** `%cortex_claude codex` asks for Codex; older outputs have no agent. */
+  agent?: Agent | null;
   nonce?: string;
   /** When the magic ran, in seconds since the epoch (optional). */
   created_at?: number;
@@ -41,6 +44,10 @@ const OPENER_WAIT_MS = 15_000;
  * opening a terminal by itself.
  */
 const AUTO_OPEN_MAX_AGE_SECONDS = 120;
+
+function agentTitle(request: IOpenTerminalRequest): string {
+  return AGENT_TITLES[request.agent === 'codex' ? 'codex' : 'claude'];
+}
 
 function isStale(request: IOpenTerminalRequest): boolean {
   if (typeof request.created_at !== 'number') {
@@ -82,8 +89,8 @@ export class OpenTerminalRenderer
     if (alreadyOpened !== null) {
       this.showLine(
         alreadyOpened
-          ? `Opened Claude Code in terminal ${alreadyOpened}`
-          : 'Opening Claude Code…'
+          ? `Opened ${agentTitle(request)} in terminal ${alreadyOpened}`
+          : `Opening ${agentTitle(request)}…`
       );
       return;
     }
@@ -104,11 +111,12 @@ export class OpenTerminalRenderer
       // server's answer does not open a second terminal.
       rememberTerminal(nonce, '');
     }
-    this.showLine('Opening Claude Code…');
+    const title = agentTitle(request);
+    this.showLine(`Opening ${title}…`);
     const opener = await waitForClaudeTerminalOpener(OPENER_WAIT_MS);
     if (opener === null) {
       this.showLine(
-        'Could not open Claude Code: the jupyter-cortex-claude JupyterLab plugin is not active.',
+        `Could not open ${title}: the jupyter-cortex-claude JupyterLab plugin is not active.`,
         true
       );
       return;
@@ -117,25 +125,27 @@ export class OpenTerminalRenderer
       const name = await opener({
         cwd: request.cwd ?? null,
         model: request.model ?? null,
-        prompt: request.prompt ?? null
+        prompt: request.prompt ?? null,
+        agent: request.agent === 'codex' ? 'codex' : 'claude'
       });
       if (nonce) {
         rememberTerminal(nonce, name);
       }
-      this.showLine(`Opened Claude Code in terminal ${name}`);
+      this.showLine(`Opened ${title} in terminal ${name}`);
     } catch (error) {
       this.showLine(
-        `Could not open Claude Code: ${(error as Error).message}`,
+        `Could not open ${title}: ${(error as Error).message}`,
         true
       );
     }
   }
 
   private showOpenButton(request: IOpenTerminalRequest, nonce: string): void {
-    this.showLine('%cortex_claude asked for Claude Code here earlier. ');
+    const title = agentTitle(request);
+    this.showLine(`%cortex_claude asked for ${title} here earlier. `);
     const button = document.createElement('button');
     button.className = 'jp-Button jp-mod-styled jp-mod-accept';
-    button.textContent = 'Open Claude Code';
+    button.textContent = `Open ${title}`;
     button.addEventListener('click', () => void this.open(request, nonce), {
       once: true
     });
