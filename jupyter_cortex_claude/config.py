@@ -320,15 +320,6 @@ class CortexClaude(Configurable):
         `<jupyter data dir>/cortex_claude/codex/<host>-<port>`, one per gateway address.""",
     ).tag(config=True)
 
-    responses_upstream = CaselessStrEnum(
-        ["chat", "responses"],
-        default_value="chat",
-        help="""Which Cortex API serves the Responses endpoint (Codex) for OpenAI models: `chat`
-        (Cortex's Chat Completions, translated both ways, as for every other model) or `responses`
-        (Cortex's preview Responses API, relayed; its field support is not documented, so it is
-        off by default). Other models always go through Chat Completions.""",
-    ).tag(config=True)
-
     # --- Usage ledger -----------------------------------------------------------------------------
 
     usage_db_path = Unicode(
