@@ -234,3 +234,33 @@ async def test_every_codex_request_is_accepted_by_cortex_after_shaping(
     if calls:
         assert sent["messages"][-2]["tool_calls"][0]["id"] == calls[0]["call_id"]
         assert sent["messages"][-1]["tool_call_id"] == calls[0]["call_id"]
+
+
+async def test_an_answer_cut_by_the_output_limit_is_incomplete_not_completed(
+    running_gateway: RunningGateway,
+) -> None:
+    running_gateway.emulator.script(Reply.text("The start of a long", stop_reason="max_tokens"))
+    response = await running_gateway.openai().responses.create(
+        model="openai-gpt-5", input="write a long essay", max_output_tokens=5
+    )
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.output_text == "The start of a long"
+
+
+async def test_hosted_tools_are_logged_once_per_session(
+    running_gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.loads((FIXTURES / "0.171.0-openai-gpt-5-request1-body.json").read_text())
+    body["client_metadata"]["session_id"] = f"session-of-{running_gateway.key[:8]}"  # a new one
+    running_gateway.emulator.script(Reply.text("one"), Reply.text("two"))
+    with caplog.at_level("INFO", logger="jupyter_cortex_claude.gateway"):
+        for _ in range(2):
+            status, _ = await post_events(running_gateway, body)
+            assert status == 200
+    notes = [r.getMessage() for r in caplog.records if "hosted tools" in r.getMessage()]
+    assert notes == [
+        "responses: Cortex cannot run the hosted tools web_search; they are left out of this "
+        "session's requests"
+    ]

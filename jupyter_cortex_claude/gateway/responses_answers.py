@@ -81,6 +81,8 @@ class ResponsesAnswer:
         self.output: list[dict[str, Any]] = []  # items done, for the final response object
         self.usage: dict[str, Any] | None = None
         self.status = "in_progress"
+        self.error: dict[str, Any] | None = None
+        self.incomplete_details: dict[str, Any] | None = None
         self.ended = False
         self._sequence = 0
         self._started = False
@@ -141,11 +143,11 @@ class ResponsesAnswer:
         if failure is not None:
             # The items streamed so far are not closed: Codex drops them and retries the turn.
             self.status = "failed"
-            error = {
+            self.error = {
                 "code": _FAILURE_CODES.get(failure.status, "server_error"),
                 "message": failure.message,
             }
-            return out + self._event("response.failed", response=self.response(error=error))
+            return out + self._event("response.failed", response=self.response())
         out += self._close_open() + self._close_calls()
         reason = self._finish_reason or derived_finish_reason(
             self._saw_tool_calls,
@@ -154,16 +156,16 @@ class ResponsesAnswer:
         )
         if reason in ("length", "content_filter"):
             self.status = "incomplete"
-            details = {"reason": "max_output_tokens" if reason == "length" else reason}
-            return out + self._event(
-                "response.incomplete", response=self.response(incomplete_details=details)
-            )
+            self.incomplete_details = {
+                "reason": "max_output_tokens" if reason == "length" else reason
+            }
+            return out + self._event("response.incomplete", response=self.response())
         self.status = "completed"
         return out + self._event("response.completed", response=self.response())
 
     # -- the response object ----------------------------------------------------------------------
 
-    def response(self, **extra: Any) -> dict[str, Any]:
+    def response(self) -> dict[str, Any]:
         """The ``response`` object as it stands (what the non-streaming endpoint answers)."""
         return {
             "id": self.response_id,
@@ -173,8 +175,8 @@ class ResponsesAnswer:
             "model": self.client_model,
             "output": list(self.output),
             "usage": self._responses_usage(),
-            "error": None,
-            "incomplete_details": None,
+            "error": self.error,
+            "incomplete_details": self.incomplete_details,
             "instructions": None,
             "metadata": {},
             "parallel_tool_calls": True,
@@ -185,7 +187,6 @@ class ResponsesAnswer:
             "tools": [],
             "text": {"format": {"type": "text"}},
             "truncation": "disabled",
-            **extra,
         }
 
     @classmethod
