@@ -14,7 +14,7 @@ from __future__ import annotations
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
-from .gateway.messages import DOCUMENTED_BETAS
+from .betas import DOCUMENTED_BETAS
 
 # Cortex's Messages API accepts only Bedrock-compatible beta flags (cortex-api.md, "Messages API
 # details"). Claude Code sends many more; the gateway drops every flag not on this list.

@@ -19,10 +19,11 @@ from .errors import GatewayError
 from .gateway.ledger import UsageLedger, open_ledger
 from .gateway.messages import ShapingPolicy
 from .gateway.proxy import Gateway
-from .server.gateway_key import GatewayKey
+from .gateway_key import GatewayKey
 from .snowflake.connection import SnowflakeConnection, resolve_connection
 from .snowflake.cortex import CortexClient, RetryPolicy
-from .snowflake.credentials import SnowflakeCredential, create_credential
+from .snowflake.credential_factory import create_credential
+from .snowflake.credentials import SnowflakeCredential
 from .snowflake.errors import ConfigurationError
 from .snowflake.models import ModelCatalogue
 

@@ -17,7 +17,7 @@ from tornado.netutil import bind_sockets
 
 from .claude_env import anthropic_url, openai_url
 from .errors import GatewayError
-from .server.gateway_key import presented_key
+from .gateway_key import presented_key
 from .server.handlers import GatewayHandlerMixin, routes
 
 if TYPE_CHECKING:

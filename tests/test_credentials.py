@@ -21,11 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jupyter_cortex_claude.config import CortexClaude
 from jupyter_cortex_claude.snowflake.connection import resolve_connection
-from jupyter_cortex_claude.snowflake.credentials import (
-    CredentialError,
-    PatCredential,
-    create_credential,
-)
+from jupyter_cortex_claude.snowflake.credential_factory import create_credential
+from jupyter_cortex_claude.snowflake.credentials import CredentialError, PatCredential
 from jupyter_cortex_claude.snowflake.keypair import (
     JWT_LIFETIME_SECONDS,
     JWT_RENEW_MARGIN_SECONDS,

@@ -26,7 +26,7 @@ from jupyter_cortex_claude.config import CortexClaude
 from jupyter_cortex_claude.errors import GatewayError
 from jupyter_cortex_claude.snowflake.connection import resolve_connection
 from jupyter_cortex_claude.snowflake.cortex import MESSAGES_PATH, CortexClient, RetryPolicy
-from jupyter_cortex_claude.snowflake.credentials import create_credential
+from jupyter_cortex_claude.snowflake.credential_factory import create_credential
 from jupyter_cortex_claude.snowflake.oauth import OAuthCredential
 from jupyter_cortex_claude.snowflake.session_credentials import ConnectorSessionCredential
 from jupyter_cortex_claude.testing import CortexEmulator, KeyPair, Reply

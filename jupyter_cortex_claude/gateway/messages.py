@@ -43,22 +43,8 @@ from jupyter_cortex_claude.gateway.thinking import (
 )
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue
 
+from ..betas import DOCUMENTED_BETAS
 from ..errors import invalid_request
-
-# Cortex accepts only Bedrock-compatible betas (cortex-api.md); an unknown one is treated as a 400.
-DOCUMENTED_BETAS: frozenset[str] = frozenset(
-    {
-        "token-efficient-tools-2025-02-19",
-        "interleaved-thinking-2025-05-14",
-        "output-128k-2025-02-19",
-        "dev-full-thinking-2025-05-14",
-        "context-1m-2025-08-07",
-        "context-management-2025-06-27",
-        "effort-2025-11-24",
-        "tool-search-tool-2025-10-19",
-        "tool-examples-2025-10-29",
-    }
-)
 
 TOP_LEVEL_FIELDS = frozenset(
     {

@@ -21,7 +21,7 @@ from tornado.iostream import StreamClosedError
 
 from ..errors import GatewayError
 from ..gateway.proxy import JsonReply, Reply, StreamReply
-from .gateway_key import presented_key
+from ..gateway_key import presented_key
 from .request_body import StreamedBody, too_large
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ OAUTH = "oauth"
 PASSWORD = "snowflake"
 PASSWORD_MFA = "username_password_mfa"
 EXTERNAL_BROWSER = "externalbrowser"
-# Found without configuration (snowflake/notebook_identity.py), never written by users.
+# Found without configuration (snowflake/notebook_detection.py), never written by users.
 SPCS_OAUTH = "spcs_oauth"
 SNOWPARK_SESSION = "snowpark_session"
 

@@ -40,6 +40,7 @@ from .authenticators import (
 )
 from .connections_toml import expand_user, read_connections_toml_entry
 from .errors import ConfigurationError
+from .notebook_detection import active_snowpark_session, container_token_file
 
 CONNECTION_FIELDS: tuple[str, ...] = (
     "account",
@@ -138,8 +139,6 @@ def resolve_connection(
     toml_label, toml_settings = read_connections_toml_entry(config, environ)
     if toml_label:
         layers.append((toml_label, toml_settings))
-
-    from .notebook_identity import active_snowpark_session, container_token_file
 
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}

@@ -9,9 +9,9 @@ together: attach the headers, and on a 401 renew once and replay the request onc
 The kind here: programmatic access tokens (:class:`PatCredential`). The others live beside it:
 key-pair JWTs (``keypair.py``), and, overriding :meth:`SnowflakeCredential._authorization_headers`,
 :meth:`SnowflakeCredential._needs_body` and :meth:`SnowflakeCredential._is_refusal`, connector
-session tokens (``session_credentials.py``, sent as ``Authorization: Snowflake Token="..."`` and
+and Snowpark session tokens (``session_credentials.py``, sent as ``Authorization: Snowflake Token="..."`` and
 expiring with HTTP 200 + code 390112), OAuth tokens and the Snowflake Notebooks token file
-(``oauth.py``, ``notebook_identity.py``).
+(``oauth.py``). :func:`.credential_factory.create_credential` picks the kind for a connection.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .authenticators import KEYPAIR_JWT, PAT
-from .connection import SnowflakeConnection
+from .authenticators import PAT
 from .errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -248,36 +247,3 @@ class PatCredential(SnowflakeCredential):
                 else "SNOWFLAKE_TOKEN or connections.toml."
             )
         )
-
-
-def create_credential(
-    connection: SnowflakeConnection, *, clock: Clock = time.time
-) -> SnowflakeCredential:
-    """The credential for a resolved connection; :class:`CredentialError` if it cannot load."""
-    if connection.connector_login or connection.authenticator not in (PAT, KEYPAIR_JWT):
-        # OAuth, connector sessions and Snowflake Notebooks live in their own modules.
-        from .identities import create_identity_credential
-
-        return create_identity_credential(connection, clock=clock)
-    if connection.authenticator == PAT:
-        return PatCredential(
-            connection.token,
-            connection.token_file_path,
-            user=connection.user,
-            account=connection.account,
-            clock=clock,
-        )
-    if connection.authenticator == KEYPAIR_JWT:
-        if not connection.account or not connection.user:
-            raise CredentialError("Key-pair authentication needs both the account and the user.")
-        from .keypair import KeyPairJwtCredential  # imports credentials: load it when used
-
-        return KeyPairJwtCredential(
-            account=connection.account,
-            user=connection.user,
-            private_key_file=connection.private_key_file,
-            private_key=connection.private_key,
-            passphrase=connection.private_key_file_pwd,
-            clock=clock,
-        )
-    raise CredentialError(f"Unknown authenticator {connection.authenticator!r}.")

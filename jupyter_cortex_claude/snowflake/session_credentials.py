@@ -1,6 +1,6 @@
 """Connector session tokens: log in with the Snowflake connector, send its session token.
 
-For identities that cannot mint a REST token by themselves (browser SSO, password with MFA), the
+For logins that cannot mint a REST token by themselves (browser SSO, password with MFA), the
 Snowflake connector logs in and the gateway sends the session's token as ``Authorization: Snowflake
 Token="..."`` (Snowflake's "Authenticating Snowflake REST APIs"; no ``Bearer``, no token-type
 header). The same works for PAT, key-pair and OAuth when ``c.CortexClaude.connector_login`` asks
@@ -16,6 +16,9 @@ run in a thread. Its Python API differs by major version: 3.x/4.x keep tokens on
 (``_token_request("RENEW")`` updates them); 5.x (Rust core) returns the renewed token but keeps the
 old one in ``conn.rest.token``, and exposes expiry times through ``_get_connection_info()``. Both
 answer ``_token_request`` with ``{"data": {"sessionToken", "validityInSecondsST"}}``.
+
+A Snowflake Notebook's own Snowpark session (found by :mod:`.notebook_detection`) is a session we
+did not open: :class:`SnowparkSessionCredential` sends its token and never logs it out.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from typing import Any, ClassVar
 import httpx
 
 from ..errors import GatewayError
+from .authenticators import SNOWPARK_SESSION
 from .connection import SnowflakeConnection
 from .credentials import Clock, CredentialError, SnowflakeCredential
+from .keypair import load_private_key
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +272,6 @@ def connector_arguments(connection: SnowflakeConnection) -> dict[str, Any]:
     if connection.token_file_path and not connection.token:
         arguments["token_file_path"] = connection.token_file_path
     if connection.private_key and not connection.private_key_file:
-        from .keypair import load_private_key
-
         arguments["private_key"] = load_private_key(
             private_key=connection.private_key, passphrase=connection.private_key_file_pwd
         )
@@ -324,3 +327,54 @@ def _close_quietly(connection: Any) -> None:
         connection.close()
     except Exception as error:  # the session may already be gone; nothing to do about it
         log.debug("Closing the Snowflake session failed: %s", error)
+
+
+class SnowparkSessionCredential(ConnectorSessionCredential):
+    """The session token of a Snowpark session this process did not open (and must not close).
+
+    The session may renew its own token while it runs queries; we re-read it after a refusal, and
+    otherwise renew with its master token as for our own logins. We cannot log in again: the
+    notebook owns the session.
+    """
+
+    def __init__(self, session: Any, *, clock: Clock = time.time) -> None:
+        connection = session.connection
+        super().__init__(
+            {},
+            kind=SNOWPARK_SESSION,
+            user=getattr(connection, "user", None),
+            account=getattr(connection, "account", None),
+            role=getattr(connection, "role", None),
+            clock=clock,
+        )
+        self._connection = connection
+        self._token = connector_rest(connection).token
+        self._expires_at = None  # the session keeps itself alive; renew on refusal only
+
+    async def _renew_locked(self) -> None:
+        token = connector_rest(self._connection).token
+        if token and token != self._token:
+            self._token = token  # the session renewed itself meanwhile
+            return
+        if await asyncio.to_thread(self._renew_with_master):
+            self.renewals += 1
+            return
+        log.warning("The notebook's Snowpark session could not be renewed; it may have ended.")
+
+    def _adopt(self, token: str | None, expires_at: float | None) -> None:
+        if token:
+            self._token = token
+            self._expires_at = None
+
+    def close(self) -> None:
+        self._connection = None  # the notebook's session: never log it out
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "via": "the notebook's active Snowpark session"}
+
+    def explain_refusal(self) -> str:
+        return (
+            "Snowflake refused the notebook's Snowpark session token. The session may have ended: "
+            "restart the notebook's kernel (or re-run get_active_session()), and check that its "
+            "role has the SNOWFLAKE.CORTEX_USER database role."
+        )

@@ -3,6 +3,9 @@
 Claude Code in a terminal needs a credential for the gateway, but handing it the Jupyter token would
 let anything in that terminal drive the whole server (kernels, files, terminals). The gateway key
 authorizes only our endpoints, never Jupyter's other APIs, and is never a Snowflake secret.
+
+It imports nothing of the package: the service mints it, the handlers (Jupyter's and the standalone
+server's) check what a client presents against it.
 """
 
 from __future__ import annotations
