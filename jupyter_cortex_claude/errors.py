@@ -106,9 +106,14 @@ class GatewayError(Exception):
         headers: dict[str, str] = {}
         if self.retry_after is not None:
             headers["retry-after"] = str(max(1, round(self.retry_after)))
-        if self.request_id:
-            headers["x-snowflake-request-id"] = self.request_id
+        headers.update(request_id_header(self.request_id))
         return headers
+
+
+def request_id_header(request_id: str | None) -> dict[str, str]:
+    """Snowflake's request id, passed on to the client (on answers and errors alike) so a user can
+    quote it to Snowflake support."""
+    return {"x-snowflake-request-id": request_id} if request_id else {}
 
 
 def invalid_request(message: str, *, param: str | None = None) -> GatewayError:

@@ -18,7 +18,7 @@ from .config import CortexClaude
 from .errors import GatewayError
 from .gateway.ledger import UsageLedger, open_ledger
 from .gateway.messages import ShapingPolicy
-from .gateway.proxy import Gateway
+from .gateway.router import Gateway
 from .gateway_key import GatewayKey
 from .snowflake.connection import SnowflakeConnection, resolve_connection
 from .snowflake.cortex import CortexClient, RetryPolicy

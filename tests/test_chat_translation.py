@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from jupyter_cortex_claude.errors import GatewayError
-from jupyter_cortex_claude.gateway.chat_request import anthropic_to_chat_request
-from jupyter_cortex_claude.gateway.chat_response import (
+from jupyter_cortex_claude.gateway.anthropic_chat_answer import (
     ChatStreamTranslator,
     chat_completion_to_anthropic,
     empty_anthropic_message,
     sse_frame,
 )
+from jupyter_cortex_claude.gateway.anthropic_chat_request import anthropic_to_chat_request
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue, ModelInfo
 
 from .canned_server import CannedServer

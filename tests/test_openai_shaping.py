@@ -14,15 +14,15 @@ import openai
 import pytest
 
 from jupyter_cortex_claude.errors import GatewayError
+from jupyter_cortex_claude.gateway.cortex_chat import is_conversation_complete_error
 from jupyter_cortex_claude.gateway.model_ids import resolve_model
-from jupyter_cortex_claude.gateway.openai_answers import (
+from jupyter_cortex_claude.gateway.openai_chat_answer import (
     FinishReasonFixer,
-    complete_chat_response,
     empty_stop_chunks,
     empty_stop_completion,
-    is_conversation_complete_error,
+    fill_in_chat_completion,
 )
-from jupyter_cortex_claude.gateway.openai_shaping import (
+from jupyter_cortex_claude.gateway.openai_chat_request import (
     ChatShapingPolicy,
     ShapedChatRequest,
     answer_for_prefill,
@@ -425,7 +425,7 @@ def test_a_non_streaming_answer_is_completed(
         "choices": [choice],
         "usage": {"prompt_tokens": 5, "completion_tokens": completion_tokens},
     }
-    completed = complete_chat_response(
+    completed = fill_in_chat_completion(
         resp, model=CATALOGUE.get(model), max_completion_tokens=100, client_model="my-model"
     )
     assert completed["model"] == "my-model"
@@ -508,7 +508,7 @@ async def test_the_openai_sdk_reads_a_completed_answer(
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there"}}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
     }
-    completed = complete_chat_response(
+    completed = fill_in_chat_completion(
         resp,
         model=CATALOGUE.get("claude-sonnet-4-5"),
         max_completion_tokens=4096,

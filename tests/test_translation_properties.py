@@ -14,11 +14,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_cortex_claude.gateway.chat_request import anthropic_to_chat_request
-from jupyter_cortex_claude.gateway.chat_response import (
+from jupyter_cortex_claude.gateway.anthropic_chat_answer import (
     ChatStreamTranslator,
     chat_completion_to_anthropic,
 )
+from jupyter_cortex_claude.gateway.anthropic_chat_request import anthropic_to_chat_request
 from jupyter_cortex_claude.gateway.sse import SSESplitter, event_json, event_name
 from jupyter_cortex_claude.snowflake.models import ModelCatalogue
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import CortexClaude
 from ..errors import GatewayError, invalid_request
-from ..gateway.proxy import JsonReply
+from ..gateway.replies import JsonReply
 
 if TYPE_CHECKING:
     from .handlers import GatewayHandlerMixin as _EndpointBase

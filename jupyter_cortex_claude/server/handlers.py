@@ -20,7 +20,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..errors import GatewayError
-from ..gateway.proxy import JsonReply, Reply, StreamReply
+from ..gateway.replies import GatewayReply, JsonReply, StreamReply
 from ..gateway_key import presented_key
 from .request_body import StreamedBody, too_large
 
@@ -97,7 +97,7 @@ class GatewayHandlerMixin(web.RequestHandler):
 
     # -- replies ------------------------------------------------------------------------------
 
-    async def send_reply(self, reply: Reply) -> None:
+    async def send_reply(self, reply: GatewayReply) -> None:
         if isinstance(reply, JsonReply):
             self.set_status(reply.status)
             self.set_header("Content-Type", "application/json")
@@ -163,7 +163,7 @@ class GatewayHandlerMixin(web.RequestHandler):
             self._relay_task.cancel()
         super().on_connection_close()
 
-    async def until_client_leaves(self, work: Awaitable[Reply]) -> Reply | None:
+    async def until_client_leaves(self, work: Awaitable[GatewayReply]) -> GatewayReply | None:
         """``work`` (a call to Cortex), or None once the client hung up: a request still waiting
         for Cortex's first byte is closed upstream then, not when Cortex answers
         (tests/test_client_disconnects.py)."""

@@ -1,4 +1,7 @@
-"""Relay Cortex's Anthropic SSE stream to the client untouched, or fail it honestly.
+"""The Messages route's answer: Cortex's Anthropic message or SSE stream, passed on nearly untouched.
+
+A whole answer must be an Anthropic message (:data:`MESSAGE`). A stream is relayed by
+:class:`AnthropicStreamRelay`, the :class:`~.exchange.StreamConverter` of this route.
 
 Three edits only, all cheap: the ``model`` in ``message_start`` shows the id the client asked for;
 usage is read from ``message_start``/``message_delta`` for the ledger; and a stream that ends without
@@ -11,8 +14,15 @@ from __future__ import annotations
 import json
 
 from ..errors import GatewayError
+from .exchange import ExpectedAnswer, incomplete_answer, malformed_stream
 from .sse import SSESplitter, event_data, event_name, format_event
 from .usage import UsageRecord
+
+MESSAGE = ExpectedAnswer(
+    fits=lambda answer: isinstance(answer, dict) and answer.get("type") == "message",
+    missing="Cortex answered without a message (expected an Anthropic message).",
+    add_usage=lambda record, message: record.add_anthropic_usage(message.get("usage")),
+)
 
 
 class AnthropicStreamRelay:
@@ -40,7 +50,7 @@ class AnthropicStreamRelay:
             if name is None:
                 name = _type_from_data(event)
             if name is None or not _looks_like_json_event(event):
-                out.append(self.finish(GatewayError(502, "Cortex sent a malformed event stream.")))
+                out.append(self.finish(malformed_stream()))
                 break
             if name == "message_start":
                 event = self._rewrite_message_start(event)
@@ -60,10 +70,9 @@ class AnthropicStreamRelay:
             return b""
         self.failed = True
         if failure is None:
-            detail = "the stream from Cortex ended before message_stop"
-            if self._splitter.pending.strip():
-                detail += " (in the middle of an event)"
-            failure = GatewayError(502, f"Incomplete answer: {detail}. Retry the request.")
+            failure = incomplete_answer(
+                "message_stop", mid_event=bool(self._splitter.pending.strip())
+            )
         return error_event(failure)
 
     def _rewrite_message_start(self, event: bytes) -> bytes:

@@ -1,26 +1,34 @@
-"""Our OpenAI-compatible endpoint's answers: completed where Cortex leaves them short, or made here.
+"""The OpenAI → Chat route's answer: Cortex's completion, completed where it is short, or made here.
 
 - Claude models get no ``finish_reason`` from Cortex: :class:`FinishReasonFixer` (streaming) and
-  :func:`complete_chat_response` derive it, and show the model name the client sent.
+  :func:`fill_in_chat_completion` derive it, and show the model name the client sent.
+  :class:`OpenAIChunkWriter` is this route's :class:`~.cortex_chat.ChunkConverter`: the fixed
+  chunks as ``data:`` lines, ``data: [DONE]`` at the end, one ``data: {"error": ...}`` line (and no
+  ``[DONE]``) for a broken stream.
 - A 400 "conversation complete" means the model had nothing to add
-  (:func:`is_conversation_complete_error`): :func:`empty_stop_completion` or
+  (:func:`.cortex_chat.is_conversation_complete_error`): :func:`empty_stop_completion` or
   :func:`empty_stop_chunks` answer instead, as they do for a prefill (see
-  :func:`.openai_shaping.answer_for_prefill`).
+  :func:`.openai_chat_request.answer_for_prefill`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..errors import GatewayError
     from ..snowflake.models import ModelInfo
 
+DONE_LINE = b"data: [DONE]\n\n"
 
-def is_conversation_complete_error(status: int, body_text: str) -> bool:
-    """Cortex's 400 "conversation complete": the model had nothing to add, a normal stop."""
-    return status == 400 and "conversation complete" in (body_text or "").lower()
+
+def data_line(payload: Mapping[str, Any]) -> bytes:
+    """One OpenAI-style SSE event: a compact JSON ``data:`` line and a blank line."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
 def _completion_id() -> str:
@@ -161,7 +169,25 @@ class FinishReasonFixer:
         }
 
 
-def complete_chat_response(
+class OpenAIChunkWriter:
+    """Cortex's chunks as our OpenAI endpoint's stream, through a :class:`FinishReasonFixer`."""
+
+    def __init__(self, fixer: FinishReasonFixer) -> None:
+        self._fixer = fixer
+
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        return [data_line(out) for out in self._fixer.process(chunk)]
+
+    def finish(self) -> list[bytes]:
+        return [*map(data_line, self._fixer.finish()), DONE_LINE]
+
+    def error(self, failure: GatewayError) -> bytes:
+        # The OpenAI SDKs raise APIError on such an event; the missing [DONE] tells any other
+        # client that the answer is incomplete.
+        return data_line(failure.openai_body())
+
+
+def fill_in_chat_completion(
     resp: dict[str, Any], *, model: ModelInfo, max_completion_tokens: int, client_model: str
 ) -> dict[str, Any]:
     """A non-streaming answer with ``finish_reason`` filled in, showing the client's model name."""

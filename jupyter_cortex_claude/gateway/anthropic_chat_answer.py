@@ -1,6 +1,7 @@
-"""Cortex Chat Completions answer → Anthropic Message (JSON, or the SSE event sequence).
+"""The Anthropic → Chat route's answer: a Chat Completions answer as an Anthropic Message (JSON or SSE).
 
-The other half of :mod:`.chat_request`. Claude Code needs back the exact Anthropic stream:
+The other half of :mod:`.anthropic_chat_request`; :class:`ChatStreamTranslator` is this route's
+:class:`~.cortex_chat.ChunkConverter`. Claude Code needs back the exact Anthropic stream:
 ``message_start``, ``ping``, per block ``content_block_start`` / deltas / ``content_block_stop``
 with indices 0..n, then ``message_delta`` (stop_reason, usage) and ``message_stop`` (see
 ``clients.md``).
@@ -23,6 +24,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ..errors import GatewayError
+from .messages_answer import error_event
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +239,10 @@ class ChatStreamTranslator:
         )
         frames.append(sse_frame("message_stop", {"type": "message_stop"}))
         return frames
+
+    def error(self, failure: GatewayError) -> bytes:
+        """The SSE ``error`` event that ends a broken stream: Claude Code then retries the turn."""
+        return error_event(failure)
 
     # --- blocks -------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Our OpenAI-compatible endpoint's requests, made acceptable to Cortex.
+"""The OpenAI → Chat route's request: a client's Chat Completions body made acceptable to Cortex.
 
 Cortex's ``/api/v2/cortex/v1/chat/completions`` is almost OpenAI's API, and the differences break
 ordinary clients (see ``cortex-api.md``, "Chat Completions API details"):
@@ -12,7 +12,7 @@ ordinary clients (see ``cortex-api.md``, "Chat Completions API details"):
 - A conversation ending with an assistant message (a "prefill") is refused by Cortex: see
   :func:`answer_for_prefill`.
 
-The answers, completed where Cortex leaves them short, are :mod:`.openai_answers`.
+The answers, completed where Cortex leaves them short, are :mod:`.openai_chat_answer`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid_request
-from .openai_answers import empty_stop_completion
+from .openai_chat_answer import empty_stop_completion
 
 if TYPE_CHECKING:
     from ..snowflake.models import ModelCatalogue, ModelInfo
@@ -280,7 +280,7 @@ def answer_for_prefill(shaped: ShapedChatRequest) -> dict[str, Any] | None:
     Cortex refuses a conversation that ends with an assistant message (reported by two public
     projects). The prefilled text is already the start of the answer the client wants, so an empty
     continuation with ``finish_reason: "stop"`` is a faithful reply, and better than relaying a 400.
-    For a streaming request, send :func:`.openai_answers.empty_stop_chunks` instead.
+    For a streaming request, send :func:`.openai_chat_answer.empty_stop_chunks` instead.
     """
     if not shaped.ends_with_assistant:
         return None

@@ -1,10 +1,10 @@
-"""Anthropic Messages request → Cortex Chat Completions request.
+"""The Anthropic → Chat route's request: an Anthropic Messages request as a Chat Completions request.
 
 Cortex's Messages API serves Claude only; every other model (``openai-gpt-4.1``,
 ``llama4-maverick``, ...) is reachable through ``POST /api/v2/cortex/v1/chat/completions``. This
 module rewrites a whole Anthropic request into that dialect so Claude Code can run on those models,
 and so Claude itself still works on accounts where ``/v1/messages`` is missing. Pure functions, no
-I/O; the answer goes back through :mod:`.chat_response`.
+I/O; the answer goes back through :mod:`.anthropic_chat_answer`.
 
 Cortex's Chat Completions rules followed here (see ``cortex-api.md``): ``max_completion_tokens``,
 never ``max_tokens`` (an error, or silently ignored); never ``store``/``service_tier`` (errors for

@@ -1,0 +1,74 @@
+"""Route Anthropic → Cortex Chat Completions: every other model, for Claude Code and the Anthropic SDKs.
+
+Cortex's Messages API serves Claude only (``cortex-api.md``). For every other model
+(``openai-gpt-4.1``, ``llama3.1-70b``, ...) the already shaped Anthropic request is translated by
+:func:`.anthropic_chat_request.anthropic_to_chat_request`, sent to
+``/api/v2/cortex/v1/chat/completions`` through one :class:`~.exchange.Exchange`, and the answer is
+translated back by :mod:`.anthropic_chat_answer`, streaming included, so Claude Code and the
+Anthropic SDKs run unchanged.
+
+The same route serves Claude when ``c.CortexClaude.claude_upstream = "chat"``, and by itself once
+Cortex answered 404 on ``/v1/messages`` (see :class:`.route_messages.ClaudeUpstream`).
+
+Validation and model resolution happen once, in :func:`.messages.shape_messages_request`, before
+the route is chosen: both Anthropic routes refuse the same bad requests with the same messages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..snowflake.models import ModelCatalogue
+from .anthropic_chat_answer import (
+    ChatStreamTranslator,
+    chat_completion_to_anthropic,
+    empty_anthropic_message,
+)
+from .anthropic_chat_request import anthropic_to_chat_request
+from .cortex_chat import (
+    CHAT_COMPLETION,
+    ChatStreamConverter,
+    open_chat_completion,
+    replay_completion,
+)
+from .exchange import Exchange, reply_headers
+from .messages import ShapedMessagesRequest
+from .replies import GatewayReply, JsonReply, StreamReply, frames_of
+from .token_count import estimate_input_tokens
+
+log = logging.getLogger("jupyter_cortex_claude.gateway")
+
+
+async def serve_anthropic_chat(
+    exchange: Exchange, shaped: ShapedMessagesRequest, catalogue: ModelCatalogue
+) -> GatewayReply:
+    """A shaped Anthropic request answered through Cortex's Chat Completions API."""
+    model = catalogue.get(shaped.cortex_model)
+    request = anthropic_to_chat_request(shaped.body, cortex_model=shaped.cortex_model, model=model)
+    log.debug(
+        "messages via chat completions: model %s -> %s (%s), stream=%s",
+        shaped.client_model,
+        shaped.cortex_model,
+        model.family,
+        shaped.stream,
+    )
+    response = await open_chat_completion(exchange, request, stream=shaped.stream)
+    if response is None:
+        # Cortex's way of saying the model had nothing to add: a normal, empty end_turn.
+        log.debug("messages via chat completions: 'conversation complete', an empty answer")
+        if shaped.stream:
+            translator = ChatStreamTranslator(client_model=shaped.client_model)
+            return StreamReply(frames_of(translator.finish()))
+        return JsonReply(200, empty_anthropic_message(shaped.client_model))
+    translator = ChatStreamTranslator(
+        client_model=shaped.client_model, input_tokens_hint=estimate_input_tokens(shaped.body)
+    )
+    if shaped.stream and response.is_event_stream:
+        converter = ChatStreamConverter(translator, exchange.record)
+        return StreamReply(exchange.relay(response, converter), reply_headers(response))
+    completion = await exchange.read_json(response, CHAT_COMPLETION)
+    if shaped.stream:
+        # Cortex answered a streaming request with plain JSON: still send the Anthropic stream.
+        return StreamReply(replay_completion(completion, translator), reply_headers(response))
+    message = chat_completion_to_anthropic(completion, client_model=shaped.client_model)
+    return JsonReply(200, message, reply_headers(response))

@@ -1,0 +1,121 @@
+"""The gateway: each endpoint's request, shaped and sent down its route to Cortex.
+
+A handler gives it the raw request body and headers and gets back a
+:class:`~.replies.JsonReply` or :class:`~.replies.StreamReply`; every failure is a
+:class:`~jupyter_cortex_claude.errors.GatewayError`, which the handler renders in the dialect of
+its endpoint. The routes, each *shape the request → one exchange with Cortex → convert the answer*:
+
+- Anthropic → Cortex Messages (Claude): :mod:`.route_messages`
+- Anthropic → Cortex Chat Completions (other models): :mod:`.route_anthropic_chat`
+- OpenAI → Cortex Chat Completions: :mod:`.route_openai_chat`
+
+Adding a route: a request-shaping module, an answer converter (a
+:class:`~.cortex_chat.ChunkConverter` for routes onto Chat Completions), a ``route_*.py`` that
+plugs them into an :class:`~.exchange.Exchange`, and a method here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+
+from ..errors import invalid_request
+from ..snowflake.cortex import CortexClient
+from ..snowflake.models import ModelCatalogue
+from .exchange import ShapedRequest, Upstream
+from .messages import ShapingPolicy, shape_messages_request
+from .model_ids import resolve_model
+from .model_list import ModelAvailability, anthropic_model_page, listed_ids, openai_model_list
+from .openai_chat_request import ChatShapingPolicy, shape_chat_request
+from .replies import GatewayReply, JsonReply, parse_json_body
+from .route_anthropic_chat import serve_anthropic_chat
+from .route_messages import ClaudeUpstream, serve_messages
+from .route_openai_chat import serve_openai_chat
+from .token_count import estimate_input_tokens
+from .usage import UsageRecord
+
+log = logging.getLogger("jupyter_cortex_claude.gateway")
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        cortex: CortexClient,
+        policy: ShapingPolicy,
+        catalogue: ModelCatalogue,
+        on_usage: Callable[[UsageRecord], None] | None = None,
+        claude_upstream: str = "messages",
+    ) -> None:
+        self.upstream = Upstream(cortex, on_usage)
+        self.usage = self.upstream.usage  # where every route's usage records go
+        self.policy = policy
+        self.catalogue = catalogue
+        self.claude_upstream = ClaudeUpstream(claude_upstream)
+        self.model_availability = ModelAvailability(cortex, catalogue)
+        # The OpenAI endpoint resolves model ids with the same aliases as the Anthropic side.
+        self.chat_policy = ChatShapingPolicy(
+            catalogue=catalogue,
+            model_map=policy.model_map,
+            family_models=policy.family_models,
+            default_model=policy.default_model,
+            resolve=functools.partial(
+                resolve_model,
+                model_map=policy.model_map,
+                family_models=policy.family_models,
+                default_model=policy.default_model,
+                catalogue=catalogue,
+            ),
+        )
+
+    # -- Anthropic ----------------------------------------------------------------------------
+
+    async def anthropic_messages(self, raw_body: bytes, headers: Mapping[str, str]) -> GatewayReply:
+        body = parse_json_body(raw_body)
+        shaped = shape_messages_request(body, headers.get("anthropic-beta"), self.policy)
+        _log_shaping("messages", shaped, shaped.changes)
+        if self.catalogue.is_claude(shaped.cortex_model) and not self.claude_upstream.use_chat():
+            exchange = self.upstream.begin("anthropic", headers, shaped)
+            reply = await serve_messages(exchange, shaped, self.claude_upstream)
+            if reply is not None:
+                return reply
+        # Cortex's Messages API serves Claude only: the others go through Chat Completions.
+        exchange = self.upstream.begin("anthropic", headers, shaped)
+        return await serve_anthropic_chat(exchange, shaped, self.catalogue)
+
+    def count_tokens(self, raw_body: bytes) -> JsonReply:
+        body = parse_json_body(raw_body)
+        if not isinstance(body.get("messages"), list):
+            raise invalid_request("messages: expected a list of messages", param="messages")
+        return JsonReply(200, {"input_tokens": estimate_input_tokens(body)})
+
+    async def anthropic_models(self) -> JsonReply:
+        await self.model_availability.refresh()
+        ids = listed_ids(self.catalogue, self.policy.model_map)
+        return JsonReply(200, anthropic_model_page(ids))
+
+    # -- OpenAI -------------------------------------------------------------------------------
+
+    async def openai_chat_completions(
+        self, raw_body: bytes, headers: Mapping[str, str]
+    ) -> GatewayReply:
+        shaped = shape_chat_request(parse_json_body(raw_body), self.chat_policy)
+        _log_shaping("chat completions", shaped, shaped.changes)
+        exchange = self.upstream.begin("openai", headers, shaped)
+        return await serve_openai_chat(exchange, shaped, self.catalogue)
+
+    async def openai_models(self) -> JsonReply:
+        await self.model_availability.refresh()
+        return JsonReply(200, openai_model_list(listed_ids(self.catalogue, self.policy.model_map)))
+
+
+def _log_shaping(endpoint: str, shaped: ShapedRequest, changes: list[str]) -> None:
+    log.debug(
+        "%s: model %s -> %s, stream=%s, shaping: %s",
+        endpoint,
+        shaped.client_model,
+        shaped.cortex_model,
+        shaped.stream,
+        "; ".join(changes) or "none",
+    )
