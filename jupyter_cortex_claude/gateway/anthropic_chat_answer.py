@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import GatewayError
 from .messages_answer import error_event
+from .replies import GatewayReply, JsonReply, StreamReply, frames_of
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,13 @@ def chat_completion_to_anthropic(resp: Mapping[str, Any], *, client_model: str) 
 def empty_anthropic_message(client_model: str) -> dict[str, Any]:
     """The answer for Cortex's 400 "conversation complete": the model had nothing to add."""
     return chat_completion_to_anthropic({"choices": [{"message": {}}]}, client_model=client_model)
+
+
+def empty_answer_reply(client_model: str, *, stream: bool) -> GatewayReply:
+    """An empty ``end_turn`` answer as the client asked for it: one message, or its stream."""
+    if stream:
+        return StreamReply(frames_of(ChatStreamTranslator(client_model=client_model).finish()))
+    return JsonReply(200, empty_anthropic_message(client_model))
 
 
 @dataclass

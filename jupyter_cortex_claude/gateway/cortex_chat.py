@@ -17,12 +17,13 @@ the converter's error frame instead.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from ..errors import GatewayError
 from ..snowflake.cortex import CHAT_COMPLETIONS_PATH, CortexResponse
-from .exchange import Exchange, ExpectedAnswer, incomplete_answer, malformed_stream
+from .exchange import Exchange, ExpectedAnswer, incomplete_answer, malformed_stream, reply_headers
+from .replies import GatewayReply, JsonReply, StreamReply
 from .sse import SSESplitter, event_data
 from .usage import UsageRecord
 
@@ -59,6 +60,26 @@ async def open_chat_completion(
             raise
         exchange.answered_here(error.request_id)
         return None
+
+
+async def chat_reply(
+    exchange: Exchange,
+    response: CortexResponse,
+    chunks: ChunkConverter,
+    *,
+    stream: bool,
+    convert_whole: Callable[[dict[str, Any]], dict[str, Any]],
+) -> GatewayReply:
+    """Cortex's answer as the client asked for it: a stream relayed through ``chunks``, or a
+    whole completion turned into the client's JSON by ``convert_whole`` (or replayed through
+    ``chunks`` when Cortex answered a streaming request with plain JSON)."""
+    if stream and response.is_event_stream:
+        converter = ChatStreamConverter(chunks, exchange.record)
+        return StreamReply(exchange.relay(response, converter), reply_headers(response))
+    completion = await exchange.read_json(response, CHAT_COMPLETION)
+    if stream:
+        return StreamReply(replay_completion(completion, chunks), reply_headers(response))
+    return JsonReply(200, convert_whole(completion), reply_headers(response))
 
 
 # -- streams -------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from ..errors import GatewayError, request_id_header
 from ..snowflake.cortex import CortexClient, CortexResponse
 from .usage import UsageRecord, UsageRecorder
 
-log = logging.getLogger("jupyter_cortex_claude.gateway")
+log = logging.getLogger(__name__)
 
 
 # -- what goes wrong once Cortex has accepted the request ----------------------------------------

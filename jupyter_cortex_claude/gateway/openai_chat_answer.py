@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .replies import GatewayReply, JsonReply, StreamReply, frames_of
+
 if TYPE_CHECKING:
     from ..errors import GatewayError
     from ..snowflake.models import ModelInfo
@@ -73,6 +75,14 @@ def empty_stop_chunks(client_model: str, *, include_usage: bool) -> list[dict[st
     if include_usage:
         chunks.append({**base, "choices": [], "usage": _zero_usage()})
     return chunks
+
+
+def empty_stop_reply(client_model: str, *, stream: bool, include_usage: bool) -> GatewayReply:
+    """The empty stop as the client asked for it: one completion, or its stream and ``[DONE]``."""
+    if not stream:
+        return JsonReply(200, empty_stop_completion(client_model))
+    chunks = empty_stop_chunks(client_model, include_usage=include_usage)
+    return StreamReply(frames_of([*map(data_line, chunks), DONE_LINE]))
 
 
 def _choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:

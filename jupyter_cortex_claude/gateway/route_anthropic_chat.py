@@ -22,21 +22,16 @@ from ..snowflake.models import ModelCatalogue
 from .anthropic_chat_answer import (
     ChatStreamTranslator,
     chat_completion_to_anthropic,
-    empty_anthropic_message,
+    empty_answer_reply,
 )
 from .anthropic_chat_request import anthropic_to_chat_request
-from .cortex_chat import (
-    CHAT_COMPLETION,
-    ChatStreamConverter,
-    open_chat_completion,
-    replay_completion,
-)
-from .exchange import Exchange, reply_headers
+from .cortex_chat import chat_reply, open_chat_completion
+from .exchange import Exchange
 from .messages import ShapedMessagesRequest
-from .replies import GatewayReply, JsonReply, StreamReply, frames_of
+from .replies import GatewayReply
 from .token_count import estimate_input_tokens
 
-log = logging.getLogger("jupyter_cortex_claude.gateway")
+log = logging.getLogger(__name__)
 
 
 async def serve_anthropic_chat(
@@ -56,19 +51,16 @@ async def serve_anthropic_chat(
     if response is None:
         # Cortex's way of saying the model had nothing to add: a normal, empty end_turn.
         log.debug("messages via chat completions: 'conversation complete', an empty answer")
-        if shaped.stream:
-            translator = ChatStreamTranslator(client_model=shaped.client_model)
-            return StreamReply(frames_of(translator.finish()))
-        return JsonReply(200, empty_anthropic_message(shaped.client_model))
+        return empty_answer_reply(shaped.client_model, stream=shaped.stream)
     translator = ChatStreamTranslator(
         client_model=shaped.client_model, input_tokens_hint=estimate_input_tokens(shaped.body)
     )
-    if shaped.stream and response.is_event_stream:
-        converter = ChatStreamConverter(translator, exchange.record)
-        return StreamReply(exchange.relay(response, converter), reply_headers(response))
-    completion = await exchange.read_json(response, CHAT_COMPLETION)
-    if shaped.stream:
-        # Cortex answered a streaming request with plain JSON: still send the Anthropic stream.
-        return StreamReply(replay_completion(completion, translator), reply_headers(response))
-    message = chat_completion_to_anthropic(completion, client_model=shaped.client_model)
-    return JsonReply(200, message, reply_headers(response))
+    return await chat_reply(
+        exchange,
+        response,
+        translator,
+        stream=shaped.stream,
+        convert_whole=lambda completion: chat_completion_to_anthropic(
+            completion, client_model=shaped.client_model
+        ),
+    )

@@ -21,7 +21,7 @@ from .messages import ShapedMessagesRequest
 from .messages_answer import MESSAGE, AnthropicStreamRelay
 from .replies import GatewayReply, JsonReply, StreamReply
 
-log = logging.getLogger("jupyter_cortex_claude.gateway")
+log = logging.getLogger(__name__)
 
 CORTEX_ANTHROPIC_VERSION = "2023-06-01"
 CLAUDE_UPSTREAMS = ("messages", "chat")

@@ -19,31 +19,22 @@ from __future__ import annotations
 
 import logging
 
-from ..snowflake.models import ModelCatalogue
-from .cortex_chat import (
-    CHAT_COMPLETION,
-    ChatStreamConverter,
-    open_chat_completion,
-    replay_completion,
-)
-from .exchange import Exchange, reply_headers
+from .cortex_chat import chat_reply, open_chat_completion
+from .exchange import Exchange
 from .openai_chat_answer import (
-    DONE_LINE,
     FinishReasonFixer,
     OpenAIChunkWriter,
-    data_line,
-    empty_stop_chunks,
-    empty_stop_completion,
+    empty_stop_reply,
     fill_in_chat_completion,
 )
-from .openai_chat_request import ShapedChatRequest, answer_for_prefill
-from .replies import GatewayReply, JsonReply, StreamReply, frames_of
+from .openai_chat_request import ChatShapingPolicy, ShapedChatRequest, answer_for_prefill
+from .replies import GatewayReply
 
-log = logging.getLogger("jupyter_cortex_claude.gateway")
+log = logging.getLogger(__name__)
 
 
 async def serve_openai_chat(
-    exchange: Exchange, shaped: ShapedChatRequest, catalogue: ModelCatalogue
+    exchange: Exchange, shaped: ShapedChatRequest, policy: ChatShapingPolicy
 ) -> GatewayReply:
     """A shaped Chat Completions request answered by Cortex's Chat Completions API."""
     if answer_for_prefill(shaped) is not None:
@@ -54,7 +45,7 @@ async def serve_openai_chat(
     if response is None:
         log.debug("chat completions: Cortex said 'conversation complete', an empty stop")
         return _empty_stop(shaped)
-    model = catalogue.get(shaped.cortex_model)
+    model = policy.catalogue.get(shaped.cortex_model)
     writer = OpenAIChunkWriter(
         FinishReasonFixer(
             model=model,
@@ -63,24 +54,21 @@ async def serve_openai_chat(
             client_wants_usage=shaped.client_wants_usage,
         )
     )
-    if shaped.stream and response.is_event_stream:
-        converter = ChatStreamConverter(writer, exchange.record)
-        return StreamReply(exchange.relay(response, converter), reply_headers(response))
-    completion = await exchange.read_json(response, CHAT_COMPLETION)
-    if shaped.stream:
-        # Cortex answered a streaming request with plain JSON: send it as the stream asked for.
-        return StreamReply(replay_completion(completion, writer), reply_headers(response))
-    completed = fill_in_chat_completion(
-        completion,
-        model=model,
-        max_completion_tokens=shaped.max_completion_tokens,
-        client_model=shaped.client_model,
+    return await chat_reply(
+        exchange,
+        response,
+        writer,
+        stream=shaped.stream,
+        convert_whole=lambda completion: fill_in_chat_completion(
+            completion,
+            model=model,
+            max_completion_tokens=shaped.max_completion_tokens,
+            client_model=shaped.client_model,
+        ),
     )
-    return JsonReply(200, completed, reply_headers(response))
 
 
 def _empty_stop(shaped: ShapedChatRequest) -> GatewayReply:
-    if not shaped.stream:
-        return JsonReply(200, empty_stop_completion(shaped.client_model))
-    chunks = empty_stop_chunks(shaped.client_model, include_usage=shaped.client_wants_usage)
-    return StreamReply(frames_of([*map(data_line, chunks), DONE_LINE]))
+    return empty_stop_reply(
+        shaped.client_model, stream=shaped.stream, include_usage=shaped.client_wants_usage
+    )

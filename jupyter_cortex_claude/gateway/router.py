@@ -35,7 +35,7 @@ from .route_openai_chat import serve_openai_chat
 from .token_count import estimate_input_tokens
 from .usage import UsageRecord
 
-log = logging.getLogger("jupyter_cortex_claude.gateway")
+log = logging.getLogger(__name__)
 
 
 class Gateway:
@@ -103,7 +103,7 @@ class Gateway:
         shaped = shape_chat_request(parse_json_body(raw_body), self.chat_policy)
         _log_shaping("chat completions", shaped, shaped.changes)
         exchange = self.upstream.begin("openai", headers, shaped)
-        return await serve_openai_chat(exchange, shaped, self.catalogue)
+        return await serve_openai_chat(exchange, shaped, self.chat_policy)
 
     async def openai_models(self) -> JsonReply:
         await self.model_availability.refresh()
