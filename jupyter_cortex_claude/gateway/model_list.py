@@ -6,8 +6,8 @@ Cortex does not answer (older deployments, a network hiccup) the builtin catalog
 list is never empty because of a failed refresh.
 
 Both lists include every available model: non-Claude models work on the Anthropic side too, through
-:mod:`.translated`. The aliases of ``c.CortexClaude.model_map`` are listed as well, so a client that
-offers a model picker (Cursor, Claude Code's gateway discovery) can pick them.
+:mod:`.route_anthropic_chat`. The aliases of ``c.CortexClaude.model_map`` are listed as well, so a
+client that offers a model picker (Cursor, Claude Code's gateway discovery) can pick them.
 """
 
 from __future__ import annotations
