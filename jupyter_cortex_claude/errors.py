@@ -5,7 +5,9 @@ gateway, the handlers and the kernel side all raise the same error.
 
 Every failure the gateway can meet, whether the client's request is wrong, our own auth refused it, or
 Cortex answered with an error, becomes one :class:`GatewayError`. The handlers turn it into JSON (or an
-SSE ``error`` event mid-stream) in the dialect of the endpoint that was called.
+SSE ``error`` event mid-stream) in the dialect of the endpoint that was called. The failures of an
+answer that breaks after Cortex accepted the request are made by the functions at the end, so the
+Cortex client and every route word them alike.
 """
 
 from __future__ import annotations
@@ -118,3 +120,34 @@ def request_id_header(request_id: str | None) -> dict[str, str]:
 
 def invalid_request(message: str, *, param: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param)
+
+
+# -- an answer that breaks after Cortex accepted the request (every route reports these alike) --
+
+
+def answer_broke_off(exc: Exception) -> GatewayError:
+    return GatewayError(502, f"The answer from Cortex broke off ({type(exc).__name__}).")
+
+
+def not_json() -> GatewayError:
+    return GatewayError(502, "Cortex answered with something that is not JSON.")
+
+
+def stalled_mid_answer() -> GatewayError:
+    return GatewayError(503, "Cortex stopped sending mid-answer (read timeout). Retry the request.")
+
+
+def stream_broke_off(exc: Exception) -> GatewayError:
+    return GatewayError(502, f"The stream from Cortex broke off mid-answer ({type(exc).__name__}).")
+
+
+def malformed_stream() -> GatewayError:
+    return GatewayError(502, "Cortex sent a malformed event stream.")
+
+
+def incomplete_answer(missing: str, *, mid_event: bool) -> GatewayError:
+    """A stream that ended before ``missing`` (its last event): never passed off as complete."""
+    detail = f"the stream from Cortex ended before {missing}"
+    if mid_event:
+        detail += " (in the middle of an event)"
+    return GatewayError(502, f"Incomplete answer: {detail}. Retry the request.")

@@ -20,9 +20,9 @@ import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import GatewayError
+from ..errors import GatewayError, incomplete_answer, malformed_stream
 from ..snowflake.cortex import CHAT_COMPLETIONS_PATH, CortexResponse
-from .exchange import Exchange, ExpectedAnswer, incomplete_answer, malformed_stream, reply_headers
+from .exchange import Exchange, ExpectedAnswer, reply_headers
 from .replies import GatewayReply, JsonReply, StreamReply
 from .sse import SSESplitter, event_data
 from .usage import UsageRecord

@@ -11,8 +11,10 @@ the route (``route_*.py``) then uses it:
   the upstream response however the stream ends, the client hanging up included;
 - every outcome, success, failure or a client that left, goes on the usage ledger exactly once.
 
-The failures of an answer that breaks after Cortex accepted the request are named here, once, so
-every route reports them alike (the ``..._broke_off``/``not_json``/... functions below).
+The failures of an answer that breaks after Cortex accepted the request are named once, in
+:mod:`jupyter_cortex_claude.errors` (``answer_broke_off``, ``not_json``, ``stalled_mid_answer``,
+``stream_broke_off``, ``malformed_stream``, ``incomplete_answer``), so every route, and the Cortex
+client itself, reports them alike.
 """
 
 from __future__ import annotations
@@ -27,42 +29,18 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..errors import GatewayError, request_id_header
+from ..errors import (
+    GatewayError,
+    answer_broke_off,
+    not_json,
+    request_id_header,
+    stalled_mid_answer,
+    stream_broke_off,
+)
 from ..snowflake.cortex import CortexClient, CortexResponse
 from .usage import UsageRecord, UsageRecorder
 
 log = logging.getLogger(__name__)
-
-
-# -- what goes wrong once Cortex has accepted the request ----------------------------------------
-
-
-def answer_broke_off(exc: Exception) -> GatewayError:
-    return GatewayError(502, f"The answer from Cortex broke off ({type(exc).__name__}).")
-
-
-def not_json() -> GatewayError:
-    return GatewayError(502, "Cortex answered with something that is not JSON.")
-
-
-def stalled_mid_answer() -> GatewayError:
-    return GatewayError(503, "Cortex stopped sending mid-answer (read timeout). Retry the request.")
-
-
-def stream_broke_off(exc: Exception) -> GatewayError:
-    return GatewayError(502, f"The stream from Cortex broke off mid-answer ({type(exc).__name__}).")
-
-
-def malformed_stream() -> GatewayError:
-    return GatewayError(502, "Cortex sent a malformed event stream.")
-
-
-def incomplete_answer(missing: str, *, mid_event: bool) -> GatewayError:
-    """A stream that ended before ``missing`` (its last event): never passed off as complete."""
-    detail = f"the stream from Cortex ended before {missing}"
-    if mid_event:
-        detail += " (in the middle of an event)"
-    return GatewayError(502, f"Incomplete answer: {detail}. Retry the request.")
 
 
 # -- what a route plugs in -------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 
-from ..errors import GatewayError
-from .exchange import ExpectedAnswer, incomplete_answer, malformed_stream
+from ..errors import GatewayError, incomplete_answer, malformed_stream
+from .exchange import ExpectedAnswer
 from .sse import SSESplitter, event_data, event_name, format_event
 from .usage import UsageRecord
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import GatewayError
+from ..errors import GatewayError, answer_broke_off
 from .errors import (
     SESSION_EXPIRED_CODE,
     ConfigurationError,
@@ -169,9 +169,7 @@ class CortexClient:
             body = await response.aread()
         except httpx.HTTPError as exc:  # a JSON answer cut mid-way (tests/test_faults.py)
             await response.aclose()
-            raise GatewayError(
-                502, f"The answer from Cortex broke off ({type(exc).__name__})."
-            ) from None
+            raise answer_broke_off(exc) from None
         payload = parse_snowflake_error(body)
         if str(payload.get("code")) != SESSION_EXPIRED_CODE or not is_error_body(payload):
             return
