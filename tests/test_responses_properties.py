@@ -15,9 +15,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_cortex_claude.gateway.chat_stream import completion_as_chunks, data_line
-from jupyter_cortex_claude.gateway.responses_answers import ResponsesAnswer
-from jupyter_cortex_claude.gateway.responses_request import responses_to_chat
+from jupyter_cortex_claude.gateway.cortex_chat import completion_as_chunks
+from jupyter_cortex_claude.gateway.openai_chat_answer import data_line
+from jupyter_cortex_claude.gateway.openai_responses_answer import ResponsesAnswer
+from jupyter_cortex_claude.gateway.openai_responses_request import responses_to_chat
 from jupyter_cortex_claude.gateway.sse import SSESplitter, event_json
 
 texts = st.text(min_size=1, max_size=30).filter(lambda text: text.strip() != "")

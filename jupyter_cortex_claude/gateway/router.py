@@ -7,7 +7,8 @@ its endpoint. The routes, each *shape the request → one exchange with Cortex �
 
 - Anthropic → Cortex Messages (Claude): :mod:`.route_messages`
 - Anthropic → Cortex Chat Completions (other models): :mod:`.route_anthropic_chat`
-- OpenAI → Cortex Chat Completions: :mod:`.route_openai_chat`
+- OpenAI Chat Completions → Cortex Chat Completions: :mod:`.route_openai_chat`
+- OpenAI Responses (Codex) → Cortex Chat Completions: :mod:`.route_openai_responses`
 
 Adding a route: a request-shaping module, an answer converter (a
 :class:`~.cortex_chat.ChunkConverter` for routes onto Chat Completions), a ``route_*.py`` that
@@ -28,10 +29,12 @@ from .messages import ShapingPolicy, shape_messages_request
 from .model_ids import resolve_model
 from .model_list import ModelAvailability, anthropic_model_page, listed_ids, openai_model_list
 from .openai_chat_request import ChatShapingPolicy, shape_chat_request
+from .openai_responses_request import responses_to_chat
 from .replies import GatewayReply, JsonReply, parse_json_body
 from .route_anthropic_chat import serve_anthropic_chat
 from .route_messages import ClaudeUpstream, serve_messages
 from .route_openai_chat import serve_openai_chat
+from .route_openai_responses import LEDGER_ENDPOINT, serve_openai_responses, session_of
 from .token_count import estimate_input_tokens
 from .usage import UsageRecord
 
@@ -104,6 +107,15 @@ class Gateway:
         _log_shaping("chat completions", shaped, shaped.changes)
         exchange = self.upstream.begin("openai", headers, shaped)
         return await serve_openai_chat(exchange, shaped, self.chat_policy)
+
+    async def openai_responses(self, raw_body: bytes, headers: Mapping[str, str]) -> GatewayReply:
+        body = parse_json_body(raw_body)
+        translation = responses_to_chat(body)
+        shaped = shape_chat_request(translation.chat_body, self.chat_policy)
+        _log_shaping("responses", shaped, [*translation.changes, *shaped.changes])
+        exchange = self.upstream.begin(LEDGER_ENDPOINT, headers, shaped)
+        session = session_of(body, headers)
+        return await serve_openai_responses(exchange, translation, shaped, session=session)
 
     async def openai_models(self) -> JsonReply:
         await self.model_availability.refresh()

@@ -1,8 +1,8 @@
-"""OpenAI Responses API requests (Codex CLI, the openai SDK's ``responses.create``) as Chat
-Completions requests, which Cortex serves for every model.
+"""The OpenAI Responses → Chat route's request: Responses API requests (Codex CLI, the openai SDK's
+``responses.create``) as Chat Completions requests, which Cortex serves for every model.
 
 The result is an OpenAI Chat Completions body as a client would send it; the route then shapes it
-for Cortex with :func:`.openai_shaping.shape_chat_request` like any other, so model ids, token
+for Cortex with :func:`.openai_chat_request.shape_chat_request` like any other, so model ids, token
 ceilings, tool support and reasoning settings are decided in one place.
 
 What Codex sends (``clients.md``, "Codex CLI"; captures in ``tests/fixtures/codex/``) and where it

@@ -1,4 +1,5 @@
-"""Cortex's Chat Completions answers as OpenAI Responses API answers (Codex CLI, the openai SDK).
+"""The OpenAI Responses → Chat route's answer: Cortex's Chat Completions answers as Responses API
+answers (Codex CLI, the openai SDK).
 
 :class:`ResponsesAnswer` turns ``chat.completion.chunk``s into the Responses event sequence, as they
 arrive: ``response.created``, ``response.in_progress``, then per output item
@@ -19,6 +20,7 @@ Endings, as Codex reacts to them (``clients.md``, "Codex CLI"):
 
 A non-streaming answer is the same conversion run over the completion's chunks
 (:meth:`ResponsesAnswer.from_completion`), so both paths build identical items.
+:class:`ResponsesChunkWriter` is this route's :class:`~.cortex_chat.ChunkConverter`.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import GatewayError
-from .chat_stream import ChatChunkReader, completion_as_chunks
-from .openai_answers import derived_finish_reason
-from .responses_request import ToolNames, custom_tool_input
+from .cortex_chat import ChatChunkReader, completion_as_chunks
+from .openai_chat_answer import derived_finish_reason
+from .openai_responses_request import ToolNames, custom_tool_input
+from .replies import GatewayReply, JsonReply, StreamReply, frames_of
 from .sse import format_event
 
 # Codex decides from response.failed's error code whether to retry (clients.md): a server_error is
@@ -435,3 +438,29 @@ class ResponsesAnswer:
             )
         self._calls.clear()
         return out
+
+
+class ResponsesChunkWriter:
+    """A :class:`ResponsesAnswer` fed the chunks the exchange reads (it records their usage)."""
+
+    def __init__(self, answer: ResponsesAnswer) -> None:
+        self.answer = answer
+
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        return [self.answer.chunk(chunk)]
+
+    def finish(self) -> list[bytes]:
+        return [self.answer.finish()]
+
+    def error(self, failure: GatewayError) -> bytes:
+        # response.failed: Codex drops the items streamed so far and retries the turn.
+        return self.answer.finish(failure)
+
+
+def empty_response_reply(stream: bool, **settings: Any) -> GatewayReply:
+    """A completed response with no output, as the client asked for it (one object or its events)."""
+    answer = ResponsesAnswer(**settings)
+    events = answer.finish()
+    if stream:
+        return StreamReply(frames_of([events]))
+    return JsonReply(200, answer.response())
