@@ -45,8 +45,10 @@ def create_credential(
         return SnowparkSessionCredential(session, clock=clock)
     if connection.connector_login:
         return _connector_session(connection, clock)
-    if kind == PAT:
-        return PatCredential(
+    if kind in (PAT, OAUTH):
+        # Both are a token given directly or in a re-read file; OAuth adds its token-type header.
+        token_class = PatCredential if kind == PAT else OAuthCredential
+        return token_class(
             connection.token,
             connection.token_file_path,
             user=connection.user,
@@ -62,14 +64,6 @@ def create_credential(
             private_key_file=connection.private_key_file,
             private_key=connection.private_key,
             passphrase=connection.private_key_file_pwd,
-            clock=clock,
-        )
-    if kind == OAUTH:
-        return OAuthCredential(
-            connection.token,
-            connection.token_file_path,
-            user=connection.user,
-            account=connection.account,
             clock=clock,
         )
     return _connector_session(connection, clock)
