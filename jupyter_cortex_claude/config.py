@@ -11,7 +11,9 @@ so importing the configuration never touches the disk.
 
 from __future__ import annotations
 
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode
+import os
+
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, TraitError, Unicode, default
 from traitlets.config import Configurable
 
 from .betas import DOCUMENTED_BETAS
@@ -336,3 +338,41 @@ class CortexClaude(Configurable):
         "cache_write": 1.875}}`; the key `*` prices models not listed. Merged over built-in defaults,
         which are estimates (see jupyter_cortex_claude/gateway/ledger.py), not Snowflake's table.""",
     ).tag(config=True)
+
+    # --- Credit budget ----------------------------------------------------------------------------
+
+    credit_budget = Float(
+        0.0,
+        help="""Estimated credits this gateway may spend per `credit_budget_period` (priced with
+        `model_prices`); once spent, requests are refused with a 403 before Cortex is called, until
+        the period ends. 0: no budget. Default: $CORTEX_CLAUDE_CREDIT_BUDGET (how a JupyterHub
+        admin sets it through the spawner's environment), else 0. Snowflake-side budgets remain the
+        hard limit: see docs/budgets.md.""",
+    ).tag(config=True)
+
+    credit_budget_period = CaselessStrEnum(
+        ["day", "week", "month"],
+        help="""The period `credit_budget` is for, in UTC: `day`, `week` (from Monday) or `month`.
+        Default: $CORTEX_CLAUDE_CREDIT_BUDGET_PERIOD, else `day`.""",
+    ).tag(config=True)
+
+    @default("credit_budget")
+    def _credit_budget_from_environment(self) -> float:
+        value = os.environ.get("CORTEX_CLAUDE_CREDIT_BUDGET", "").strip()
+        if not value:
+            return 0.0
+        try:
+            return float(value)
+        except ValueError:
+            raise TraitError(
+                f"CORTEX_CLAUDE_CREDIT_BUDGET={value!r} is not a number of credits (e.g. 25)."
+            ) from None
+
+    @default("credit_budget_period")
+    def _credit_budget_period_from_environment(self) -> str:
+        value = os.environ.get("CORTEX_CLAUDE_CREDIT_BUDGET_PERIOD", "").strip().lower() or "day"
+        if value not in ("day", "week", "month"):
+            raise TraitError(
+                f"CORTEX_CLAUDE_CREDIT_BUDGET_PERIOD={value!r}: choose day, week or month."
+            )
+        return value

@@ -13,12 +13,16 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from traitlets import TraitError
+
 from ._version import __version__
 from .config import CortexClaude
 from .errors import GatewayError
-from .gateway.ledger import UsageLedger, open_ledger
+from .gateway.budget import CreditBudget
+from .gateway.ledger import DEFAULT_MODEL_PRICES, UsageLedger, open_ledger
 from .gateway.messages import ShapingPolicy
 from .gateway.router import Gateway
+from .gateway.usage import UsageRecord
 from .gateway_key import GatewayKey
 from .snowflake.connection import SnowflakeConnection, resolve_connection
 from .snowflake.cortex import CortexClient, RetryPolicy
@@ -72,6 +76,7 @@ class GatewayService:
         self.ledger: UsageLedger | None = None
         # The CODEX_HOME written for this gateway's terminals (server/terminals.py), if any.
         self.codex_home: str | None = None
+        self.budget = CreditBudget()  # off until the service starts
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -81,6 +86,7 @@ class GatewayService:
             if not self._started:
                 self._started = True
                 self._start()
+        await self.budget.load()  # the ledger's spend this period, read off the event loop
 
     def _start(self) -> None:
         try:
@@ -90,7 +96,9 @@ class GatewayService:
             if self.connection is None:
                 self.connection = self._start_demo()
             self.credential = create_credential(self.connection)
-        except ConfigurationError as exc:
+            budget_credits = self.config.credit_budget
+            budget_period = self.config.credit_budget_period
+        except (ConfigurationError, TraitError) as exc:
             self.error = str(exc)
             self.log.error("cortex-claude is not configured: %s", exc)
             return
@@ -106,11 +114,26 @@ class GatewayService:
         )
         if self.ledger is None:
             self.ledger = open_ledger(self.config.usage_db_path, self.config.model_prices)
+        ledger = self.ledger
+        self.budget = CreditBudget(
+            credits=budget_credits,
+            period=budget_period,
+            prices=ledger.prices
+            if ledger
+            else {**DEFAULT_MODEL_PRICES, **self.config.model_prices},
+            output_ceiling=self.config.output_token_ceiling,
+            spent_since=ledger.credits_since if ledger else None,
+            logger=self.log,
+        )
+        if self.budget.enabled and ledger is None:
+            self.log.warning(
+                "credit budget without a usage ledger: spend is counted from this start only"
+            )
         self._gateway = Gateway(
             cortex=self._cortex,
             policy=self.policy,
             catalogue=self.catalogue,
-            on_usage=self.ledger.record if self.ledger is not None else None,
+            on_usage=self._record_usage,
             claude_upstream=self.config.claude_upstream,
         )
         if self.demo:
@@ -122,6 +145,11 @@ class GatewayService:
                 self.connection.user,
                 self.connection.authenticator,
             )
+
+    def _record_usage(self, record: UsageRecord) -> None:
+        if self.ledger is not None:
+            self.ledger.record(record)
+        self.budget.settle(record)
 
     async def stop(self) -> None:
         if self.ledger is not None:
@@ -204,6 +232,7 @@ class GatewayService:
             "default_model": self.config.default_model,
             "version": __version__,
             "error": self.error,
+            "budget": self.budget.status(),
             "claude_installed": claude_path is not None,
             "claude_install_hint": None
             if claude_path

@@ -297,6 +297,11 @@ class UsageLedger:
         result.sort(key=lambda entry: tuple(str(entry[name]) for name in groups))
         return result
 
+    def credits_since(self, since: float) -> float:
+        """Estimated credits of every request recorded since a Unix time (a budget's spend)."""
+        self.flush()
+        return sum(group["estimated_credits"] for group in self.aggregate(since, ("model",)))
+
 
 class _reader:
     """A short-lived read connection (WAL readers never wait for the writer)."""

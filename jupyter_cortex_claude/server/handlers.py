@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.identity import User
@@ -21,6 +21,7 @@ from tornado.iostream import StreamClosedError
 
 from ..errors import GatewayError
 from ..gateway.replies import GatewayReply, JsonReply, StreamReply
+from ..gateway.router import Gateway
 from ..gateway_key import presented_key
 from .request_body import StreamedBody, too_large
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("jupyter_cortex_claude.handlers")
 
 _MAX_UNFLUSHED = 256 * 1024
+
+# A gateway method that serves one inference endpoint: (gateway, raw body, headers) -> reply.
+InferenceRoute = Callable[[Gateway, bytes, Mapping[str, str]], Awaitable[GatewayReply]]
 
 GATEWAY_KEY_USER = User(username="cortex-claude-gateway-key", name="cortex-claude gateway key")
 
@@ -176,6 +180,18 @@ class GatewayHandlerMixin(web.RequestHandler):
                 return None
             raise
 
+    async def serve_inference(self, route: InferenceRoute) -> None:
+        """One request for Cortex: within the credit budget, through ``route``, its reply back.
+
+        Every inference endpoint comes through here, so the budget is checked in one place, before
+        Cortex is called, and its reservation held until the answer (stream included) is sent."""
+        body = self.request_body  # first: raises a refusal deferred until the body was read
+        gateway = await self.service.get_gateway()
+        async with self.service.budget.admit(len(body)):
+            reply = await self.until_client_leaves(route(gateway, body, self.request.headers))
+            if reply is not None:
+                await self.send_reply(reply)
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, GatewayError | web.HTTPError):
             return  # expected outcomes, logged at debug by _handle_request_exception
@@ -234,13 +250,7 @@ class JupyterAuthBase(GatewayHandlerMixin, APIHandler):
 
 class AnthropicMessages(StreamedBody, GatewayHandlerMixin):
     async def post(self) -> None:
-        body = self.request_body  # first: raises a refusal deferred until the body was read
-        gateway = await self.service.get_gateway()
-        reply = await self.until_client_leaves(
-            gateway.anthropic_messages(body, self.request.headers)
-        )
-        if reply is not None:
-            await self.send_reply(reply)
+        await self.serve_inference(Gateway.anthropic_messages)
 
 
 class AnthropicCountTokens(StreamedBody, GatewayHandlerMixin):
@@ -260,24 +270,14 @@ class OpenAIChatCompletions(StreamedBody, GatewayHandlerMixin):
     error_dialect = "openai"
 
     async def post(self) -> None:
-        body = self.request_body
-        gateway = await self.service.get_gateway()
-        reply = await self.until_client_leaves(
-            gateway.openai_chat_completions(body, self.request.headers)
-        )
-        if reply is not None:
-            await self.send_reply(reply)
+        await self.serve_inference(Gateway.openai_chat_completions)
 
 
 class OpenAIResponses(StreamedBody, GatewayHandlerMixin):
     error_dialect = "openai"
 
     async def post(self) -> None:
-        body = self.request_body
-        gateway = await self.service.get_gateway()
-        reply = await self.until_client_leaves(gateway.openai_responses(body, self.request.headers))
-        if reply is not None:
-            await self.send_reply(reply)
+        await self.serve_inference(Gateway.openai_responses)
 
 
 class OpenAIModels(GatewayHandlerMixin):
@@ -319,6 +319,7 @@ class Usage(GatewayHandlerMixin):
             "group_by": group_by,
             "groups": groups,
             "estimated_credits": round(sum(g["estimated_credits"] for g in groups), 6),
+            "budget": self.service.budget.status(),
             "note": "Credits are estimates from c.CortexClaude.model_prices, not Snowflake's bill.",
         }
         await self.send_reply(JsonReply(200, body))
