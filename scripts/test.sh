@@ -28,6 +28,15 @@ if ! [ -x "$codex_bin" ] || ! "$codex_bin" --version 2>/dev/null | grep -q "$COD
 fi
 export CORTEX_CLAUDE_TEST_CODEX="$PWD/$codex_bin"
 
+# configurable-http-proxy (npm), the proxy in front of the real JupyterHub in tests/test_jupyterhub.py.
+CHP_VERSION="5.3.0"
+chp_dir=".cache/configurable-http-proxy-${CHP_VERSION}"
+chp_bin="$chp_dir/node_modules/.bin/configurable-http-proxy"
+if ! [ -x "$chp_bin" ]; then
+  npm install --silent --no-fund --no-audit --prefix "$chp_dir" "configurable-http-proxy@${CHP_VERSION}"
+fi
+export CORTEX_CLAUDE_TEST_CHP="$PWD/$chp_bin"
+
 # Aider (an OpenAI-compatible coding agent) pins many packages: it gets a venv of its own.
 AIDER_VERSION="0.86.2"
 aider_venv=".cache/aider-${AIDER_VERSION}"
