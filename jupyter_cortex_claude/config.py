@@ -333,10 +333,11 @@ class CortexClaude(Configurable):
 
     model_prices = Dict(
         default_value={},
-        help="""Credits per million tokens per Cortex model, for the ledger's *estimated* cost, e.g.
+        help="""Credits per million tokens per Cortex model, for the ledger's *estimated* cost and the
+        credit budget, e.g.
         `{"claude-sonnet-4-6": {"input": 1.5, "output": 7.5, "cache_read": 0.15,
         "cache_write": 1.875}}`; the key `*` prices models not listed. Merged over built-in defaults,
-        which are estimates (see jupyter_cortex_claude/gateway/ledger.py), not Snowflake's table.""",
+        which are estimates, not Snowflake's rates (docs/budgets.md, "Prices").""",
     ).tag(config=True)
 
     # --- Credit budget ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from jupyter_cortex_claude.testing.replies import TextBlock
 
 from .clients import run_claude_headless
 from .conftest import RunningGateway, emulator_config
+from .kernels import in_kernel_environment, running_kernel
 
 BUDGET = 1.0
 MODEL = "claude-sonnet-4-6"
@@ -238,3 +239,21 @@ def test_periods_are_utc_days_iso_weeks_and_months() -> None:
     assert utc(period_bounds("day", moment)) == ("2026-12-31", "2027-01-01")
     assert utc(period_bounds("week", moment)) == ("2026-12-28", "2027-01-04")
     assert utc(period_bounds("month", moment)) == ("2026-12-01", "2027-01-01")
+
+
+def test_the_magics_show_spend_against_the_budget(
+    cortex_emulator: CortexEmulator, tmp_path: Path
+) -> None:
+    environment = in_kernel_environment(
+        cortex_emulator, tmp_path / "home", CORTEX_CLAUDE_CREDIT_BUDGET="2"
+    )
+    with running_kernel(environment, tmp_path) as kernel:
+        status = kernel.run("%cortex_claude status").stdout
+        assert f"0.00 of 2 credits this day (UTC, 0%), resets {next_utc_midnight()}" in status
+
+        cortex_emulator.script(spend(1.7))
+        kernel.run("%%cortex_claude\nSpend most of it.")
+        usage = kernel.run("%cortex_claude usage --since 1d")
+        line = next(m for m in usage.markdown_versions() if m.startswith("**Credit budget:**"))
+        assert "1.70 of 2 credits this day (UTC, 85%)" in line
+        assert "CORTEX_CLAUDE_CREDIT_BUDGET" in line  # at 80 %: how to raise it

@@ -25,11 +25,12 @@ from .usage import CLIENT_CLOSED_REQUEST, UsageRecord
 
 log = logging.getLogger("jupyter_cortex_claude.ledger")
 
-# Credits per million tokens. ESTIMATES: derived from Anthropic's public USD list prices at an
-# assumed 2 USD per credit, not read from Snowflake's Service Consumption Table (which could not be
-# checked offline); cache reads at 10 % of input (Snowflake's Cortex REST billing guide describes a
-# 90 % discount on cached input) and cache writes at 125 %. Override with
-# c.CortexClaude.model_prices.
+# Credits per million tokens. ESTIMATES, not Snowflake's rates: Snowflake publishes them only in its
+# Service Consumption Table (a PDF none of our sources quoted; searched 2026-11-30, see
+# docs/budgets.md). Derived from Anthropic's list prices (pricing page as of 2026-02: Opus 4.5/4.6
+# $5/$25, Sonnet 4.5 $3/$15, Haiku 4.5 $1/$5 per million input/output tokens) at an assumed 2 USD
+# per credit; cache reads at 10 % of input (Snowflake's Cortex REST billing guide describes a 90 %
+# discount on cached input) and cache writes at 125 %. Override with c.CortexClaude.model_prices.
 DEFAULT_MODEL_PRICES: dict[str, dict[str, float]] = {
     "claude-opus-4-6": {"input": 2.5, "output": 12.5, "cache_read": 0.25, "cache_write": 3.125},
     "claude-opus-4-5": {"input": 2.5, "output": 12.5, "cache_read": 0.25, "cache_write": 3.125},

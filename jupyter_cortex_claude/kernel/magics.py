@@ -27,7 +27,9 @@ HELP = """\
                                       open the Codex CLI instead, on the same gateway
 %cortex_claude status                 connection, identity, models, gateway URL and mode
 %cortex_claude models                 the models this account can use
-%cortex_claude usage [--since 7d]     tokens and estimated cost recorded by the gateway
+%cortex_claude usage [--since 7d]     tokens, estimated cost and budget recorded by the gateway
+%cortex_claude usage --snowflake [--by-user]
+                                      ... beside Snowflake's own account (by user: the team's)
 %cortex_claude help                   this text
 
 %%cortex_claude [--model M] [--new] ...   (cell magic) the cell is a prompt; the answer streams
@@ -156,6 +158,7 @@ def status_text(endpoint: Any, health: dict[str, Any], models: list[str] | None)
         ("credential", _describe_credential(health.get("credential"))),
         ("configured by", health.get("config_source")),
         ("default model", health.get("default_model")),
+        ("budget", _describe_budget(health.get("budget"))),
         ("models", ", ".join(models) if models else None),
         ("version", health.get("version")),
     ]
@@ -163,6 +166,14 @@ def status_text(endpoint: Any, health: dict[str, Any], models: list[str] | None)
     if health.get("claude_installed") is False and health.get("claude_install_hint"):
         lines.append(f"  Claude Code:   {health['claude_install_hint']}")
     return "\n".join(lines)
+
+
+def _describe_budget(budget: Any) -> str | None:
+    if not isinstance(budget, dict):
+        return None
+    from .usage_view import budget_line
+
+    return budget_line(budget)
 
 
 def _describe_credential(credential: Any) -> str | None:

@@ -1,9 +1,11 @@
-"""``%cortex_claude usage [--since 7d] [--snowflake]``: what the gateway used, live.
+"""``%cortex_claude usage [--since 7d] [--snowflake [--by-user]]``: what the gateway used, live.
 
 The numbers come from the gateway's ledger through ``GET cortex-claude/usage`` (the gateway owns the
-ledger file, wherever it is configured). A table by model with an *estimated* cost, and a plot of
-tokens by model over time when matplotlib is installed. ``--snowflake`` adds Snowflake's own
-account of ``CORTEX_REST_API_USAGE_HISTORY``, which lags 45 minutes to 3 hours (cortex-api.md).
+ledger file, wherever it is configured). A table by model with an *estimated* cost, spend against
+the credit budget when one is set, and a plot of tokens by model over time when matplotlib is
+installed. ``--snowflake`` adds Snowflake's own account of ``CORTEX_REST_API_USAGE_HISTORY``, which
+lags 45 minutes to 3 hours (cortex-api.md); ``--by-user`` makes that the whole team's, by Snowflake
+user, for an admin whose role may read ``SNOWFLAKE.ACCOUNT_USAGE`` (docs/jupyterhub.md).
 """
 
 from __future__ import annotations
@@ -24,6 +26,32 @@ FROM SNOWFLAKE.ACCOUNT_USAGE.CORTEX_REST_API_USAGE_HISTORY
 WHERE START_TIME >= TO_TIMESTAMP_LTZ(%s)
 GROUP BY 1, 2 ORDER BY 2, 1
 """
+
+# The team's use by Snowflake user and model. Columns as documented for
+# SNOWFLAKE.ACCOUNT_USAGE.CORTEX_REST_API_USAGE_HISTORY (USER_ID is TEXT; TOKENS_GRANULAR an OBJECT
+# with "input", "output" and "cache_read_input") and ACCOUNT_USAGE.USERS (USER_ID NUMBER, NAME):
+# docs.snowflake.com/en/sql-reference/account-usage/cortex_rest_api_usage_history and .../users.
+# Not run against a real account by this project's tests (tests/test_team_usage.py).
+TEAM_USAGE_QUERY = """
+SELECT COALESCE(u.NAME, h.USER_ID) AS USER_NAME, h.MODEL_NAME,
+       COUNT(*) AS REQUESTS, SUM(h.TOKENS) AS TOKENS,
+       SUM(h.TOKENS_GRANULAR:"input"::NUMBER) AS INPUT_TOKENS,
+       SUM(h.TOKENS_GRANULAR:"output"::NUMBER) AS OUTPUT_TOKENS,
+       SUM(COALESCE(h.TOKENS_GRANULAR:"cache_read_input"::NUMBER, 0)) AS CACHE_READ_TOKENS
+FROM SNOWFLAKE.ACCOUNT_USAGE.CORTEX_REST_API_USAGE_HISTORY h
+LEFT JOIN SNOWFLAKE.ACCOUNT_USAGE.USERS u ON TO_VARCHAR(u.USER_ID) = h.USER_ID
+WHERE h.START_TIME >= TO_TIMESTAMP_LTZ(%s)
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+TEAM_COLUMNS = (
+    "USER_NAME",
+    "MODEL_NAME",
+    "REQUESTS",
+    "TOKENS",
+    "INPUT_TOKENS",
+    "OUTPUT_TOKENS",
+    "CACHE_READ_TOKENS",
+)
 
 TABLE_COLUMNS = (
     "model",
@@ -72,6 +100,7 @@ def show_usage(line: str, shell: Any) -> None:
     parser = _Parser(prog="%cortex_claude usage", add_help=False)
     parser.add_argument("--since", default="30d", help="7d, 12h, 2025-01-31 or Unix seconds")
     parser.add_argument("--snowflake", action="store_true")
+    parser.add_argument("--by-user", action="store_true", help="with --snowflake: the team's")
     words = shlex.split(line)
     if words[:1] == ["usage"]:
         words = words[1:]
@@ -101,17 +130,39 @@ def show_usage(line: str, shell: Any) -> None:
             "`c.CortexClaude.model_prices`)"
         )
     )
+    budget = by_model.get("budget")
+    if budget:
+        display(Markdown(f"**Credit budget:** {budget_line(budget)}"))
     display_table(groups)
     plot_tokens_over_time(over_time["groups"])
     if args.snowflake:
-        result = snowflake_usage(by_model.get("since") or 0.0)
+        since = by_model.get("since") or 0.0
+        if args.by_user:
+            result = snowflake_usage(since, query=TEAM_USAGE_QUERY)
+            title = "**The team, by Snowflake user** (`CORTEX_REST_API_USAGE_HISTORY`, lags hours):"
+            columns = TEAM_COLUMNS
+        else:
+            result = snowflake_usage(since)
+            title = "**Snowflake's account** (`CORTEX_REST_API_USAGE_HISTORY`, lags hours):"
+            columns = ("MODEL_NAME", "DAY", "REQUESTS", "TOKENS")
         if isinstance(result, str):
             display(Markdown(result))
         else:
-            display(
-                Markdown("**Snowflake's account** (`CORTEX_REST_API_USAGE_HISTORY`, lags hours):")
-            )
-            display_table(result, columns=("MODEL_NAME", "DAY", "REQUESTS", "TOKENS"))
+            display(Markdown(title))
+            display_table(result, columns=columns)
+
+
+def budget_line(budget: dict[str, Any]) -> str:
+    """Spend against the credit budget in one line: what ``status`` and ``usage`` print."""
+    text = (
+        f"{budget['spent']:.2f} of {budget['credits']:g} credits this {budget['period']} "
+        f"(UTC, {int(budget['fraction'] * 100)}%), resets {budget['resets_at']}"
+    )
+    if budget.get("refused"):
+        text += f"; {budget['refused']} request(s) refused"
+    if budget.get("state") != "ok":
+        text += f". {budget.get('how_to_raise', '')}"
+    return text
 
 
 def display_table(rows: list[dict[str, Any]], columns: tuple[str, ...] = TABLE_COLUMNS) -> None:
@@ -161,8 +212,11 @@ def plot_tokens_over_time(groups: list[dict[str, Any]]) -> None:
     plt.show()
 
 
-def snowflake_usage(since: float, environ: Any = None) -> list[dict[str, Any]] | str:
-    """Rows from CORTEX_REST_API_USAGE_HISTORY, or a Markdown message saying why not."""
+def snowflake_usage(
+    since: float, environ: Any = None, *, query: str = SNOWFLAKE_USAGE_QUERY
+) -> list[dict[str, Any]] | str:
+    """Rows of ``query`` (CORTEX_REST_API_USAGE_HISTORY since a Unix time), or a Markdown message
+    saying why not."""
     environ = os.environ if environ is None else environ
     try:
         import snowflake.connector
@@ -193,16 +247,24 @@ def snowflake_usage(since: float, environ: Any = None) -> list[dict[str, Any]] |
                 f"**--snowflake:** could not connect to Snowflake: {type(error).__name__}: {error}"
             )
     try:
-        cursor = connection.cursor()
-        cursor.execute(SNOWFLAKE_USAGE_QUERY, (since,))
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return query_rows(connection, query, (since,))
     except Exception as error:
         return (
             f"**--snowflake:** the query failed ({type(error).__name__}: {error}). Reading "
             "SNOWFLAKE.ACCOUNT_USAGE needs a role with IMPORTED PRIVILEGES on the SNOWFLAKE "
             "database (or the USAGE_VIEWER database role)."
         )
+
+
+def query_rows(connection: Any, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """A query's rows as dicts by column name, through a DB-API connection (the connector's)."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(query, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 def _snowpark_connection() -> Any:

@@ -27,6 +27,20 @@ export interface IHealth {
   config_source?: string | null;
   user?: string | null;
   role?: string | null;
+  /** The credit budget, or null when none is set (c.CortexClaude.credit_budget). */
+  budget?: IBudget | null;
+}
+
+/** Spend against the credit budget, as GET cortex-claude/health reports it. */
+export interface IBudget {
+  credits: number;
+  period: 'day' | 'week' | 'month';
+  spent: number;
+  fraction: number;
+  state: 'ok' | 'warning' | 'exhausted';
+  refused: number;
+  resets_at: string;
+  how_to_raise: string;
 }
 
 /** The coding agents the server can start in a terminal. */

@@ -5,7 +5,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import { fetchHealth, IHealth } from './api';
+import { fetchHealth, IBudget, IHealth } from './api';
 
 /** What the status bar shows: the last health answer or why there is none. */
 export type HealthState =
@@ -21,6 +21,16 @@ export async function loadHealthState(
   } catch (error) {
     return { kind: 'unreachable', reason: (error as Error).message };
   }
+}
+
+/** "0.82 of 1 credits this day (82 %), resets 2026-12-01T00:00:00Z" */
+export function describeBudget(budget: IBudget): string {
+  const percent = Math.floor(budget.fraction * 100);
+  let text = `${budget.spent.toFixed(2)} of ${budget.credits} credits this ${budget.period} (${percent} %), resets ${budget.resets_at}`;
+  if (budget.refused > 0) {
+    text += `; ${budget.refused} request(s) refused`;
+  }
+  return text;
 }
 
 /** Rows of the status dialog: [label, value], in the order a person reads them. */
@@ -40,6 +50,12 @@ function describeHealth(health: IHealth): Array<[string, string]> {
     ['Claude Code installed', health.claude_installed ? 'yes' : 'no'],
     ['Server extension version', text(health.version)]
   ];
+  if (health.budget) {
+    rows.push(['Credit budget', describeBudget(health.budget)]);
+    if (health.budget.state !== 'ok') {
+      rows.push(['Raise the budget', health.budget.how_to_raise]);
+    }
+  }
   if (health.notice) {
     rows.push(['Notice', health.notice]);
   }
@@ -91,7 +107,7 @@ export async function showHealthDialog(
 /** The status bar's words, dot colour and hover text for a health state. */
 export function summarizeHealth(state: HealthState): {
   text: string;
-  level: 'ok' | 'demo' | 'error' | 'loading';
+  level: 'ok' | 'demo' | 'warning' | 'error' | 'loading';
   title: string;
 } {
   if (state.kind === 'loading') {
@@ -105,13 +121,32 @@ export function summarizeHealth(state: HealthState): {
     return { text: 'Cortex: error', level: 'error', title: state.reason };
   }
   const health = state.health;
-  if (health.status === 'ok') {
+  const budget = health.budget;
+  if (health.status !== 'error' && budget && budget.state !== 'ok') {
+    // At 80 % of the budget the status bar says so; at 100 % Cortex is no longer called.
+    const percent = Math.floor(budget.fraction * 100);
     return {
-      text: `Cortex: ${health.default_model}`,
+      text:
+        budget.state === 'exhausted'
+          ? 'Cortex: budget spent'
+          : `Cortex: ${percent} % of budget`,
+      level: budget.state === 'exhausted' ? 'error' : 'warning',
+      title: `Credit budget: ${describeBudget(budget)}. ${budget.how_to_raise}`
+    };
+  }
+  if (health.status === 'ok') {
+    const spend = budget
+      ? ` · ${Math.floor(budget.fraction * 100)} % of budget`
+      : '';
+    const spendTitle = budget
+      ? ` Credit budget: ${describeBudget(budget)}.`
+      : '';
+    return {
+      text: `Cortex: ${health.default_model}${spend}`,
       level: 'ok',
       title: `Claude Code uses ${health.default_model} on ${
         health.account_host ?? 'Snowflake Cortex'
-      }. Click for details.`
+      }.${spendTitle} Click for details.`
     };
   }
   if (health.status === 'demo') {
