@@ -113,11 +113,13 @@ async def test_under_budget_passes_and_the_request_that_finds_it_spent_is_refuse
     assert budget["state"] == "warning" and budget["spent"] == pytest.approx(0.85, abs=0.01)
     assert "85% of the credit budget is spent" in caplog.text
 
-    # 0.85 < 1: still under budget, so this one passes (and overshoots: a request is never cut).
-    second = await client.messages.create(
+    # 0.85 < 1: still under budget, so this stream passes and runs to its end although it takes
+    # the spend past the budget: a request admitted is never cut.
+    async with client.messages.stream(
         model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "two"}]
-    )
-    assert second.content[0].text == "Done."
+    ) as stream:
+        second = await stream.get_final_message()
+    assert second.content[0].text == "Done." and second.stop_reason == "end_turn"
 
     with pytest.raises(anthropic.PermissionDeniedError) as refused:
         await client.messages.create(
