@@ -322,6 +322,36 @@ class CortexClaude(Configurable):
         `<jupyter data dir>/cortex_claude/codex/<host>-<port>`, one per gateway address.""",
     ).tag(config=True)
 
+    # --- Jupyter AI (docs/jupyter-ai.md) ----------------------------------------------------------
+
+    acp_adapter_command = Unicode(
+        "claude-agent-acp",
+        help="""Command of the ACP adapter that the Jupyter AI persona "Claude Code (Cortex)" starts
+        (from `acp_adapter_package`). Looked up on PATH, then in `claude_install_prefix`/bin.""",
+    ).tag(config=True)
+
+    acp_adapter_package = Unicode(
+        "@zed-industries/claude-agent-acp@0.23.1",
+        help="""npm package (with the version this release was tested with) of that adapter; the
+        persona names it in its install hint. 0.23.1 runs the Claude Code 2.1.83 it bundles.""",
+    ).tag(config=True)
+
+    acp_claude_code_executable = Unicode(
+        "",
+        help="""Claude Code that the ACP adapter runs (its CLAUDE_CODE_EXECUTABLE). Empty: the
+        one the adapter bundles, whose version the adapter's version pins.""",
+    ).tag(config=True)
+
+    jupyternaut_model = Unicode(
+        "",
+        help="""Cortex model to give Jupyternaut (Jupyter AI's LiteLLM persona), e.g.
+        `claude-sonnet-4-6`. Setting it is your consent: at each start a custom model "<model>
+        (Cortex)" is written to Jupyternaut's config, pointing at this server's Anthropic endpoint
+        with the persistent key (<jupyter data dir>/cortex_claude/persistent-key, created 0600),
+        and made Jupyternaut's default model when it has none. Empty: Jupyternaut's config is
+        left alone.""",
+    ).tag(config=True)
+
     # --- Usage ledger -----------------------------------------------------------------------------
 
     usage_db_path = Unicode(

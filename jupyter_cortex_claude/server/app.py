@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ class CortexClaudeApp(ExtensionApp):
         configure_terminal_environment(serverapp, self.service)
 
     async def stop_extension(self) -> None:
+        # Loaded only by Jupyter AI's persona manager: looked up, never imported from here.
+        persona = sys.modules.get(f"{__package__}.cortex_persona")
+        if persona is not None:
+            await persona.stop_adapter()
         await self.service.stop()
 
     @staticmethod
