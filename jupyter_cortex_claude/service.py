@@ -51,6 +51,8 @@ class GatewayService:
         self.environ = os.environ if environ is None else environ
         self.log = logger or log
         self.key = GatewayKey(config.gateway_key or None)
+        # Accepted like the key above; set by the server extension (server/gateway_key.py).
+        self.persistent_key: GatewayKey | None = None
         self.catalogue = ModelCatalogue(
             output_ceiling=config.output_token_ceiling,
             model_output_ceilings=dict(config.model_output_ceilings),
@@ -241,8 +243,16 @@ class GatewayService:
             "(or open it from the launcher, which offers to install it)",
         }
 
+    def accepts_key(self, candidate: str | None) -> bool:
+        """Whether a client's key opens the gateway: the gateway key or the persistent key."""
+        if self.key.matches(candidate):
+            return True
+        return self.persistent_key is not None and self.persistent_key.matches(candidate)
+
     def secrets(self) -> list[str]:
         values = [self.key.value]
+        if self.persistent_key is not None:
+            values.append(self.persistent_key.value)
         if self.credential is not None:
             values.extend(self.credential.secrets())
         return values

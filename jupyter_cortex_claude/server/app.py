@@ -12,8 +12,15 @@ from jupyter_server.utils import url_path_join
 
 from .._version import __version__
 from ..config import CortexClaude
+from ..gateway_key import (
+    UnsafeKeyFile,
+    load_or_create_persistent_key,
+    persistent_key_path,
+    read_persistent_key,
+)
 from ..service import GatewayService
 from .handlers import JupyterAuthBase, routes
+from .jupyternaut import offer_or_seed_jupyternaut
 from .terminals import configure_terminal_environment
 
 
@@ -32,6 +39,7 @@ class CortexClaudeApp(ExtensionApp):
         # Written now, before the server listens, so a kernel or terminal started at once finds it.
         key_file = Path(self.serverapp.runtime_dir) / f"cortex-claude-gateway-{os.getpid()}.json"
         self.service.key.write(key_file, url=self.gateway_url(self.serverapp))
+        self.service.persistent_key = self._persistent_key()
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes(self.service, JupyterAuthBase))
@@ -39,6 +47,7 @@ class CortexClaudeApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await self.service.start()
         configure_terminal_environment(serverapp, self.service)
+        offer_or_seed_jupyternaut(serverapp, self.service)
 
     async def stop_extension(self) -> None:
         # Loaded only by Jupyter AI's persona manager: looked up, never imported from here.
@@ -46,6 +55,19 @@ class CortexClaudeApp(ExtensionApp):
         if persona is not None:
             await persona.stop_adapter()
         await self.service.stop()
+
+    def _persistent_key(self) -> Any:
+        """Minted when Jupyternaut is to use it, else accepted if a previous start minted it."""
+        path = persistent_key_path()
+        try:
+            if self.service.config.jupyternaut_model:
+                return load_or_create_persistent_key(path)
+            return read_persistent_key(path)
+        except UnsafeKeyFile as refused:
+            self.log.error("%s", refused)
+        except OSError as error:
+            self.log.error("cortex-claude: the persistent key %s is unusable: %s", path, error)
+        return None
 
     @staticmethod
     def gateway_url(serverapp: Any) -> str:

@@ -74,9 +74,7 @@ def find_adapter(config: CortexClaude, path: str | None = None) -> str | None:
     found = shutil.which(command, path=path)
     if found:
         return found
-    installed = (
-        Path(os.path.expanduser(config.claude_install_prefix)) / "bin" / Path(command).name
-    )
+    installed = Path(os.path.expanduser(config.claude_install_prefix)) / "bin" / Path(command).name
     return str(installed) if os.access(installed, os.X_OK) else None
 
 

@@ -206,7 +206,7 @@ class JupyterAuthBase(GatewayHandlerMixin, APIHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         headers = self.request.headers
         candidate = presented_key(headers.get("Authorization"), headers.get("x-api-key"))
-        if candidate is not None and self.service.key.matches(candidate):
+        if candidate is not None and self.service.accepts_key(candidate):
             if not self.check_host():
                 raise web.HTTPError(403, "Host not allowed")
             self.current_user = self._jupyter_current_user = GATEWAY_KEY_USER
