@@ -56,10 +56,30 @@ if ! [ -f "$scc_venv/.installed" ]; then
 fi
 export CORTEX_CLAUDE_SCC_VENV="$PWD/$scc_venv"
 
+# Jupyter AI (its Jupyternaut extra holds python-dateutil below 3, which the rest of the suite
+# has newer) gets a venv of its own with this package and the test extras; the pinned ACP adapter
+# that its "Claude Code (Cortex)" persona starts comes from npm.
+JUPYTER_AI_VERSION="3.2.0"
+ACP_ADAPTER_VERSION="0.23.1"
+jai_venv=".cache/jupyter-ai-${JUPYTER_AI_VERSION}"
+if ! [ -f "$jai_venv/.installed" ] || [ pyproject.toml -nt "$jai_venv/.installed" ]; then
+  "$PYTHON" -m venv "$jai_venv"
+  "$jai_venv/bin/pip" install --quiet --upgrade pip
+  "$jai_venv/bin/pip" install --quiet -e ".[test,jupyter-ai]" "jupyter-ai==${JUPYTER_AI_VERSION}"
+  touch "$jai_venv/.installed"
+fi
+acp_dir=".cache/claude-agent-acp-${ACP_ADAPTER_VERSION}"
+acp_bin="$acp_dir/node_modules/.bin/claude-agent-acp"
+if ! [ -x "$acp_bin" ]; then
+  npm install --silent --no-fund --no-audit --prefix "$acp_dir" "@zed-industries/claude-agent-acp@${ACP_ADAPTER_VERSION}"
+fi
+export CORTEX_CLAUDE_TEST_ACP_ADAPTER="$PWD/$acp_bin"
+
 if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
 fi
 
 "$PYTHON" -m ruff check .
 "$PYTHON" -m ruff format --check .
-"$PYTHON" -m pytest "$@"
+"$PYTHON" -m pytest --ignore=tests/jupyterai "$@"
+"$jai_venv/bin/python" -m pytest tests/jupyterai "$@"
