@@ -165,7 +165,6 @@ async def launch(
             print(f"cortex-claude: {install_hint(config)} Or pass --claude PATH.", file=sys.stderr)
             return 127
         words = [*words, *claude_settings_arguments(config)]
-        return 127
     service = GatewayService(config, logger=log)
     running = await start_gateway_server(service, host=args.host, port=args.port)
     # Codex reads its provider from a config.toml: a CODEX_HOME of this run's own, removed after.
