@@ -1,7 +1,14 @@
-"""The environment that points Claude Code (and our own tools) at a running gateway.
+"""The environment of every process we start that runs an agent on the gateway.
 
-Shared by the Jupyter terminals (:mod:`.server.terminals`), the standalone ``cortex-claude``
-command and the magics, so every way of starting Claude Code sees the same variables.
+:func:`agent_environment` (and :func:`plan_agent_environment`, its form for terminado's
+``extra_env``) is the one place that decides it, for the Jupyter terminals
+(:mod:`.server.terminals`), ``%%cortex_claude --agent``, the standalone ``cortex-claude`` launching
+``claude``, and any other launcher (a Jupyter AI persona): the gateway variables go in, the
+Snowflake secrets of the launcher's own environment (``c.CortexClaude.terminal_hidden_env``) go
+out. The gateway holds the Snowflake credential; an agent needs only the gateway key, which opens
+``cortex-claude/`` alone, and an agent that runs shell commands would otherwise read the secrets
+with ``env``.
+
 Claude Code reads ``ANTHROPIC_BASE_URL`` and sends ``ANTHROPIC_AUTH_TOKEN`` as
 ``Authorization: Bearer``; the model variables pick what ``/model`` and its sub-agents use
 (see /work/shared/clients.md).
@@ -9,8 +16,10 @@ Claude Code reads ``ANTHROPIC_BASE_URL`` and sends ``ANTHROPIC_AUTH_TOKEN`` as
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from .config import CortexClaude
 from .gateway.model_ids import DEFAULT_FAMILY_MODELS, resolve_model
@@ -18,7 +27,11 @@ from .snowflake.models import ModelCatalogue
 
 GATEWAY_URL_VAR = "CORTEX_CLAUDE_GATEWAY_URL"  # the gateway root, ".../cortex-claude"
 GATEWAY_KEY_VAR = "CORTEX_CLAUDE_GATEWAY_KEY"
-GATEWAY_MODE_VAR = "CORTEX_CLAUDE_GATEWAY_MODE"  # "server-extension" | "standalone" | "in-kernel"
+GATEWAY_MODE_VAR = "CORTEX_CLAUDE_GATEWAY_MODE"  # one of the three modes below
+
+SERVER_EXTENSION_MODE = "server-extension"  # the Jupyter server runs the gateway
+STANDALONE_MODE = "standalone"  # `cortex-claude` runs it
+IN_KERNEL_MODE = "in-kernel"  # a kernel runs it (Snowflake Notebooks, VS Code, no extension)
 
 # Together they decide where Claude Code sends requests: a user who set ANTHROPIC_BASE_URL keeps
 # their endpoint and their token, never our token on their endpoint.
@@ -73,7 +86,7 @@ def output_token_ceiling(
 
 def claude_code_environment(
     config: CortexClaude,
-    catalogue: ModelCatalogue,
+    catalogue: ModelCatalogue | None,
     *,
     gateway_url: str,
     key: str,
@@ -82,26 +95,49 @@ def claude_code_environment(
     codex_home: str | None = None,
 ) -> dict[str, str]:
     """Every variable we would like Claude Code (and Codex, given the CODEX_HOME the gateway
-    wrote, see :mod:`.codex_home`) to see, before user settings are respected."""
-    models = claude_model_settings(config, model)
+    wrote, see :mod:`.codex_home`) to see, before user settings are respected.
+
+    Without a ``catalogue`` (a kernel, which does not know the serving gateway's settings) the
+    model variables are left to the gateway's own mapping, except an explicit ``model``.
+    """
+    if catalogue is not None:
+        models = claude_model_settings(config, model)
+        model_settings = {
+            **models,
+            "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(
+                output_token_ceiling(config, catalogue, models.values())
+            ),
+        }
+    else:
+        model_settings = {"ANTHROPIC_MODEL": model} if model else {}
     codex = {"CODEX_HOME": codex_home} if codex_home else {}
     return {
         "ANTHROPIC_BASE_URL": anthropic_url(gateway_url),
         "ANTHROPIC_AUTH_TOKEN": key,
-        **models,
-        "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(
-            output_token_ceiling(config, catalogue, models.values())
-        ),
+        **model_settings,
         # Claude Code otherwise calls Anthropic's own services (statsig, Sentry, auto-update),
         # which are not reachable from most Snowflake/Jupyter deployments and leak usage.
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
         GATEWAY_URL_VAR: gateway_url.rstrip("/"),
         GATEWAY_KEY_VAR: key,
         GATEWAY_MODE_VAR: mode,
         # Codex reads the gateway key from this variable (its provider's env_key).
         **codex,
     }
+
+
+def hidden_variables(environ: Iterable[str], patterns: Iterable[str]) -> list[str]:
+    """The names in ``environ`` that match a ``c.CortexClaude.terminal_hidden_env`` pattern.
+
+    Patterns are shell globs matched without regard to case (``SNOWFLAKE_CONNECTIONS_*_PASSWORD``),
+    so the Snowflake CLI's per-connection overrides are covered whatever the connection is named.
+    """
+    compiled = [pattern.upper() for pattern in patterns]
+    return [
+        name for name in environ if any(fnmatchcase(name.upper(), pattern) for pattern in compiled)
+    ]
 
 
 @dataclass
@@ -118,7 +154,7 @@ def plan_environment(
     *,
     inherited: Mapping[str, str],
     explicit: Mapping[str, str | None] | None = None,
-    hidden_names: Iterable[str] = (),
+    hidden_patterns: Iterable[str] = (),
     force: Iterable[str] = (),
 ) -> EnvironmentPlan:
     """Merge ``desired`` into an environment without overwriting what the user set.
@@ -154,8 +190,8 @@ def plan_environment(
         for name in FOREIGN_KEY_VARS:
             if name in inherited and name not in explicit:
                 plan.changes[name] = None
-    for name in hidden_names:
-        if name in inherited and name not in explicit:
+    for name in hidden_variables(inherited, hidden_patterns):
+        if name not in explicit:
             plan.changes[name] = None
             plan.hidden.append(name)
     return plan
@@ -169,3 +205,83 @@ def apply_plan(environ: Mapping[str, str], plan: EnvironmentPlan) -> dict[str, s
         else:
             result[name] = value
     return result
+
+
+def plan_agent_environment(
+    config: CortexClaude,
+    *,
+    gateway_url: str,
+    key: str,
+    mode: str,
+    catalogue: ModelCatalogue | None = None,
+    model: str | None = None,
+    inherited: Mapping[str, str] | None = None,
+    explicit: Mapping[str, str | None] | None = None,
+    own_connection: bool = True,
+    codex_home: str | None = None,
+) -> EnvironmentPlan:
+    """The changes that turn ``inherited`` into an agent's environment (see :func:`agent_environment`).
+
+    ``own_connection=False`` keeps a user's own ``ANTHROPIC_BASE_URL``/``ANTHROPIC_AUTH_TOKEN``
+    (terminals: the user's profile may point Claude Code elsewhere on purpose); a launcher that
+    starts an agent *for* the gateway forces them. An explicit ``model`` beats the user's
+    ``ANTHROPIC_MODEL``. Secrets are removed either way.
+    """
+    inherited = os.environ if inherited is None else inherited
+    desired = claude_code_environment(
+        config,
+        catalogue,
+        gateway_url=gateway_url,
+        key=key,
+        mode=mode,
+        model=model,
+        codex_home=codex_home,
+    )
+    forced = [name for name in desired if name.startswith("CORTEX_CLAUDE_")]
+    if own_connection:
+        forced += CONNECTION_VARS
+        if codex_home:
+            forced.append("CODEX_HOME")
+    if model:
+        forced.append("ANTHROPIC_MODEL")
+    return plan_environment(
+        desired,
+        inherited=inherited,
+        explicit=explicit,
+        hidden_patterns=config.terminal_hidden_env,
+        force=forced,
+    )
+
+
+def agent_environment(
+    config: CortexClaude,
+    *,
+    gateway_url: str,
+    key: str,
+    mode: str,
+    catalogue: ModelCatalogue | None = None,
+    model: str | None = None,
+    inherited: Mapping[str, str] | None = None,
+    own_connection: bool = True,
+    codex_home: str | None = None,
+) -> dict[str, str]:
+    """The whole environment for a process that runs an agent on the gateway.
+
+    ``inherited`` (default: this process's environment) with the gateway's URL and key, the model
+    settings, Claude Code's no-phone-home switches and our ``CORTEX_CLAUDE_GATEWAY_*`` variables
+    added, and every variable matching ``config.terminal_hidden_env`` (the Snowflake secrets) and
+    ``ANTHROPIC_API_KEY`` removed. Pass it as ``env=`` to ``subprocess``/``asyncio`` launchers.
+    """
+    inherited = os.environ if inherited is None else inherited
+    plan = plan_agent_environment(
+        config,
+        gateway_url=gateway_url,
+        key=key,
+        mode=mode,
+        catalogue=catalogue,
+        model=model,
+        inherited=inherited,
+        own_connection=own_connection,
+        codex_home=codex_home,
+    )
+    return apply_plan(inherited, plan)

@@ -27,14 +27,16 @@ from pathlib import Path
 from traitlets.config import Config
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
-from .claude_env import CONNECTION_VARS, apply_plan, claude_code_environment, plan_environment
+from .claude_binary import find_claude, install_hint
+from .claude_env import STANDALONE_MODE, agent_environment
+from .claude_settings import claude_settings_arguments
 from .codex_home import write_codex_home
 from .config import CortexClaude
 from .service import GatewayService
+from .standalone import start_gateway_server
 
 log = logging.getLogger("jupyter_cortex_claude")
 
-STANDALONE_MODE = "standalone"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 COMMANDS = ("launch", "codex", "serve", "demo")
 
@@ -148,21 +150,21 @@ async def launch(
     config: CortexClaude, args: argparse.Namespace, agent_args: list[str], *, agent: str = "claude"
 ) -> int:
     """Start the gateway, run the agent (``claude`` or ``codex``) on it, stop with it."""
-    from .standalone import start_gateway_server
-
     if agent == "codex":
-        words = shlex.split(config.codex_command) or ["codex"]
-        package = config.codex_package
+        words: list[str] | None = shlex.split(config.codex_command) or ["codex"]
+        if shutil.which(words[0]) is None:
+            print(
+                f"cortex-claude: `{words[0]}` was not found. Install it with "
+                f"`npm install -g {config.codex_package}` (or pass --codex PATH).",
+                file=sys.stderr,
+            )
+            return 127
     else:
-        words = shlex.split(config.claude_command) or ["claude"]
-        package = config.claude_code_package
-    if shutil.which(words[0]) is None:
-        print(
-            f"cortex-claude: `{words[0]}` was not found. Install it with "
-            f"`npm install -g {package}` (or pass --{agent} PATH).",
-            file=sys.stderr,
-        )
-        return 127
+        words = find_claude(config)
+        if words is None:
+            print(f"cortex-claude: {install_hint(config)} Or pass --claude PATH.", file=sys.stderr)
+            return 127
+        words = [*words, *claude_settings_arguments(config)]
     service = GatewayService(config, logger=log)
     running = await start_gateway_server(service, host=args.host, port=args.port)
     # Codex reads its provider from a config.toml: a CODEX_HOME of this run's own, removed after.
@@ -178,24 +180,15 @@ async def launch(
         codex_folder = None
         if codex_home is not None:
             codex_folder = str(write_codex_home(config, running.gateway_url, Path(codex_home.name)))
-        desired = claude_code_environment(
+        environment = agent_environment(
             config,
-            service.catalogue,
             gateway_url=running.gateway_url,
             key=running.key,
             mode=STANDALONE_MODE,
-            model=args.model,
-            codex_home=codex_folder,
+            catalogue=service.catalogue,
+            model=args.model,  # the flag beats the user's ANTHROPIC_MODEL
+            codex_home=codex_folder,  # `cortex-claude codex` asked for this gateway
         )
-        forced = [*CONNECTION_VARS, *(n for n in desired if n.startswith("CORTEX_CLAUDE_"))]
-        if codex_folder:
-            forced.append("CODEX_HOME")  # `cortex-claude codex` asked for this gateway
-        if args.model:
-            forced.append("ANTHROPIC_MODEL")  # the flag beats the user's environment
-        plan = plan_environment(
-            desired, inherited=os.environ, hidden_names=config.terminal_hidden_env, force=forced
-        )
-        environment = apply_plan(os.environ, plan)
         return await run_until_exit([*words, *agent_args], environment)
     finally:
         await running.stop()
@@ -232,8 +225,6 @@ def _forward(process: asyncio.subprocess.Process, sig: int) -> None:
 
 
 async def serve(config: CortexClaude, args: argparse.Namespace) -> int:
-    from .standalone import start_gateway_server
-
     service = GatewayService(config, logger=log)
     running = await start_gateway_server(service, host=args.host, port=args.port)
     stopped = asyncio.Event()
@@ -304,3 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             config, args, passthrough, agent=args.command if args.command == "codex" else "claude"
         )
     )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

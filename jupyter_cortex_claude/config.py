@@ -231,6 +231,13 @@ class CortexClaude(Configurable):
         help="Largest request body sent to Cortex (its limit: 20 MiB); larger ones are refused.",
     ).tag(config=True)
 
+    request_body_timeout = Float(
+        60.0,
+        help="""Seconds a client may take to send a request body to a gateway endpoint; the
+        connection is closed after that. Keeps a request that announces a body and never sends
+        it (authenticated or not) from holding a connection forever.""",
+    ).tag(config=True)
+
     claude_upstream = CaselessStrEnum(
         ["messages", "chat"],
         default_value="messages",
@@ -277,17 +284,35 @@ class CortexClaude(Configurable):
     terminal_hidden_env = List(
         Unicode(),
         default_value=[
-            "SNOWFLAKE_TOKEN",
+            "SNOWFLAKE_*TOKEN*",
             "SNOWFLAKE_PAT",
-            "SNOWFLAKE_PASSWORD",
-            "SNOWFLAKE_PRIVATE_KEY_FILE_PWD",
-            "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
-            "SNOWFLAKE_PRIVATE_KEY_RAW",
+            "SNOWFLAKE_*_PAT",
+            "SNOWFLAKE_*PASSWORD*",
+            "SNOWFLAKE_*PASSCODE*",
+            "SNOWFLAKE_*PRIVATE_KEY*",
+            "SNOWFLAKE_*_PWD",
+            "SNOWFLAKE_*SECRET*",
             "PRIVATE_KEY_PASSPHRASE",
         ],
-        help="""Server environment variables removed from terminals (and from Claude Code started
-        by `cortex-claude`): Snowflake secrets the gateway uses, which an agent running shell
-        commands must not see. Set a variable in TerminalManager.extra_env to keep it.""",
+        help="""Environment variables removed from every process that runs an agent on the gateway
+        (Jupyter terminals, `%%cortex_claude --agent`, Claude Code started by `cortex-claude`):
+        the Snowflake secrets the gateway uses, which an agent running shell commands must not
+        see. Shell globs, matched regardless of case; the defaults cover the connector's and our
+        SNOWFLAKE_TOKEN/_PAT/_PASSWORD/_PASSCODE/_PRIVATE_KEY_* and the Snowflake CLI's
+        SNOWFLAKE_CONNECTIONS_<NAME>_PASSWORD/_TOKEN/... overrides. Set a variable in
+        TerminalManager.extra_env to keep it in terminals.""",
+    ).tag(config=True)
+
+    deny_agent_secret_reads = Bool(
+        False,
+        help="""Start the Claude Code we launch (the terminal button, `%%cortex_claude --agent`,
+        `cortex-claude`) with `--settings` permission rules that deny its Read/Edit tools the
+        places where this machine keeps Snowflake and Jupyter secrets: /proc/*/environ,
+        connections.toml/config.toml, the configured key and token files, Jupyter's runtime
+        directory (jpserver-*.json, kernel connection files, the gateway key file). Off by
+        default: it also blocks legitimate reads of those paths. It does NOT stop shell
+        commands (`cat`, `env`, a Python script) from reading them: Claude Code applies Read
+        rules to its built-in file tools only. See docs/reliability.md, "Trust model".""",
     ).tag(config=True)
 
     claude_code_package = Unicode(

@@ -16,6 +16,7 @@ from typing import Any
 from traitlets import TraitError
 
 from ._version import __version__
+from .claude_binary import find_claude, install_hint
 from .config import CortexClaude
 from .errors import GatewayError
 from .gateway.budget import CreditBudget
@@ -210,9 +211,7 @@ class GatewayService:
 
     def health(self) -> dict[str, Any]:
         connection = self.connection
-        from .server.claude_terminal import find_claude  # also finds the user-local install
-
-        claude_path = find_claude(self.config, None)
+        claude_path = find_claude(self.config)
         if self.error:
             status = "error"
         elif self.demo:
@@ -236,11 +235,7 @@ class GatewayService:
             "error": self.error,
             "budget": self.budget.status(),
             "claude_installed": claude_path is not None,
-            "claude_install_hint": None
-            if claude_path
-            else "Claude Code is not installed: npm install -g --prefix "
-            f"{self.config.claude_install_prefix} {self.config.claude_code_package} "
-            "(or open it from the launcher, which offers to install it)",
+            "claude_install_hint": None if claude_path else install_hint(self.config),
         }
 
     def accepts_key(self, candidate: str | None) -> bool:

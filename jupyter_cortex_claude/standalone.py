@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jupyter_cortex_claude.standalone")
 
+# Seconds a connection may sit without a request (tornado's default is an hour). Clients that keep
+# connections alive drop idle ones much sooner (Node's undici after 4 s), so none is cut short.
+IDLE_CONNECTION_TIMEOUT = 120.0
+
 
 class KeyOnlyAuthBase(GatewayHandlerMixin):
     """Served only to requests that carry the gateway key (``Bearer`` or ``x-api-key``)."""
@@ -100,7 +104,17 @@ async def start_gateway_server(
     """Start the service and serve it on ``host:port`` (0: a free port) in the running loop."""
     await service.start()
     sockets = bind_sockets(port, host)
-    server = HTTPServer(make_app(service), xheaders=False, max_body_size=_body_limit(service))
+    config = service.config
+    server = HTTPServer(
+        make_app(service),
+        xheaders=False,
+        # The gateway routes set their own body limit and timeout per request
+        # (server/request_body.py); these bound everything else, such as the 404 route.
+        max_body_size=_body_limit(service),
+        body_timeout=config.request_body_timeout,
+        # Also the wait for a request's headers: a connection that sends none is closed.
+        idle_connection_timeout=IDLE_CONNECTION_TIMEOUT,
+    )
     server.add_sockets(sockets)
     bound_port = sockets[0].getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
@@ -115,14 +129,3 @@ def _body_limit(service: GatewayService) -> int:
     # Leave room above Cortex's limit so the handler answers a clear 413 instead of tornado
     # closing the connection.
     return int(service.config.max_request_bytes) + 1024 * 1024
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``cortex-claude`` command (see :mod:`.cli`)."""
-    from .cli import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -309,7 +309,7 @@ async def test_the_standalone_gateway_warns_when_it_listens_beyond_this_machine(
         sys.executable,
         "-u",  # unbuffered: the key line arrives while the server runs
         "-m",
-        "jupyter_cortex_claude.standalone",
+        "jupyter_cortex_claude.cli",
         "serve",
         "--demo",
         "--host",

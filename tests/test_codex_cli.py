@@ -160,7 +160,9 @@ async def test_the_codex_tile_opens_a_terminal_where_codex_answers_from_cortex(
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["agent"] == "codex"
-    assert answer["command"] == shlex.join([*headless_codex(), "-m", "openai-gpt-5", "say hello"])
+    assert answer["command"] == shlex.join(
+        [*headless_codex(), "-m", "openai-gpt-5", "--", "say hello"]
+    )
 
     async def codex_asked() -> list[Any]:
         for _ in range(300):

@@ -22,6 +22,31 @@ from .conftest import TEST_PAT, SdkClients
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
+# Snowflake secrets a user may have in the environment Jupyter, a kernel or cortex-claude starts
+# from, besides the SNOWFLAKE_TOKEN the gateway itself uses: the Snowflake CLI's per-connection
+# overrides and the connector's other secrets. No agent we launch may see one.
+OTHER_SECRETS = {
+    "SNOWFLAKE_CONNECTIONS_PROD_PASSWORD": "prod-password-secret",
+    "SNOWFLAKE_CONNECTIONS_PROD_TOKEN": "prod-token-secret",
+    "snowflake_connections_dev_private_key_raw": "dev-private-key-secret",
+    "SNOWFLAKE_OAUTH_CLIENT_SECRET": "oauth-client-secret",
+    "SNOWFLAKE_PASSCODE": "123456-mfa-secret",
+    "PRIVATE_KEY_PASSPHRASE": "snowcli-passphrase-secret",
+}
+
+
+def parse_env_dump(path: Path) -> dict[str, str]:
+    """The output of `env`, as the agent wrote it."""
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def assert_no_secret(dump: Path) -> None:
+    seen_text, seen = dump.read_text(), parse_env_dump(dump)
+    for name, value in {**OTHER_SECRETS, "SNOWFLAKE_TOKEN": TEST_PAT}.items():
+        assert name not in seen, name
+        assert value not in seen_text, name
+
+
 # The console script pip installed next to this Python: what users run.
 CORTEX_CLAUDE = [str(Path(sys.executable).parent / "cortex-claude")]
 
@@ -172,7 +197,7 @@ async def test_cortex_claude_runs_claude_code_on_cortex_and_hides_the_snowflake_
         "--output-format",
         "stream-json",
         "--verbose",
-        env=emulator_environment(cortex_emulator, tmp_path / "home"),
+        env={**emulator_environment(cortex_emulator, tmp_path / "home"), **OTHER_SECRETS},
         cwd=project,
     )
     assert code == 0, stderr[-2000:]
@@ -181,16 +206,12 @@ async def test_cortex_claude_runs_claude_code_on_cortex_and_hides_the_snowflake_
     assert result["result"] == "Done looking."
     assert cortex_emulator.inference_requests()[0].body["model"] == "claude-opus-4-6"
 
-    seen = dict(
-        line.split("=", 1)
-        for line in (project / "seen-env.txt").read_text().splitlines()
-        if "=" in line
-    )
+    seen = parse_env_dump(project / "seen-env.txt")
     assert seen["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:")
     assert seen["ANTHROPIC_BASE_URL"].endswith("/cortex-claude/anthropic")
+    assert seen["ANTHROPIC_AUTH_TOKEN"] == seen["CORTEX_CLAUDE_GATEWAY_KEY"]
     assert seen["CORTEX_CLAUDE_GATEWAY_MODE"] == "standalone"
-    assert "SNOWFLAKE_TOKEN" not in seen
-    assert TEST_PAT not in (project / "seen-env.txt").read_text()
+    assert_no_secret(project / "seen-env.txt")
 
 
 async def test_cortex_claude_exits_with_claudes_exit_code(
@@ -223,7 +244,8 @@ async def test_a_missing_claude_is_explained(
         cwd=tmp_path,
     )
     assert code == 127
-    assert "npm install -g @anthropic-ai/claude-code" in stderr
+    assert "npm install -g --prefix " in stderr
+    assert "@anthropic-ai/claude-code@2.1.330" in stderr  # pinned, as in every other place
 
 
 async def test_cortex_claude_codex_runs_codex_on_cortex_without_the_snowflake_token(
@@ -247,7 +269,7 @@ async def test_cortex_claude_codex_runs_codex_on_cortex_without_the_snowflake_to
         "--skip-git-repo-check",
         "--dangerously-bypass-approvals-and-sandbox",
         "look at the environment",
-        env=emulator_environment(cortex_emulator, tmp_path / "home"),
+        env={**emulator_environment(cortex_emulator, tmp_path / "home"), **OTHER_SECRETS},
         cwd=project,
     )
     assert code == 0, stderr[-2000:]
@@ -258,11 +280,9 @@ async def test_cortex_claude_codex_runs_codex_on_cortex_without_the_snowflake_to
     assert messages[-1] == "Done looking."
     assert [r.body["model"] for r in cortex_emulator.inference_requests()] == ["openai-gpt-5"] * 2
 
-    seen_text = (project / "seen-env.txt").read_text()
-    seen = dict(line.split("=", 1) for line in seen_text.splitlines() if "=" in line)
+    seen = parse_env_dump(project / "seen-env.txt")
     assert seen["CORTEX_CLAUDE_GATEWAY_MODE"] == "standalone"
-    assert "SNOWFLAKE_TOKEN" not in seen
-    assert TEST_PAT not in seen_text
+    assert_no_secret(project / "seen-env.txt")
     # The run's own CODEX_HOME (with the gateway's address) is gone with the gateway.
     assert not Path(seen["CODEX_HOME"]).exists()
     assert not (tmp_path / "home" / ".codex" / "config.toml").exists()

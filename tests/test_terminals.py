@@ -12,11 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
-from jupyter_cortex_claude.server.claude_terminal import NODE_HINT, plan_claude_launch
+from jupyter_cortex_claude.server.claude_terminal import (
+    NODE_HINT,
+    claude_prompt_argument,
+    plan_claude_launch,
+)
 from jupyter_cortex_claude.testing import CortexEmulator, Reply
 
 from .clients import claude_executable
 from .conftest import RunningGateway, emulator_config
+from .test_standalone import OTHER_SECRETS
 
 USER_MODEL = "claude-haiku-4-5"
 SERVER_SECRET = "snowflake-pat-from-the-server-environment"
@@ -29,6 +34,8 @@ def server_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ANTHROPIC_MODEL", USER_MODEL)
     monkeypatch.setenv("SNOWFLAKE_PAT", SERVER_SECRET)
+    for name, value in OTHER_SECRETS.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -110,11 +117,13 @@ async def test_a_jupyter_terminal_has_the_gateway_settings_and_keeps_the_users_o
     assert env["CORTEX_CLAUDE_GATEWAY_KEY"] == running_gateway.key
     assert env["CORTEX_CLAUDE_GATEWAY_URL"] + "/anthropic" == env["ANTHROPIC_BASE_URL"]
     assert env["CORTEX_CLAUDE_GATEWAY_MODE"] == "server-extension"
-    # The server's Snowflake secret stays with the gateway.
-    assert "SNOWFLAKE_PAT" not in env
-    assert SERVER_SECRET not in Path(f"/proc/{shell_pid(running_gateway, name)}/environ").read_text(
+    # The server's Snowflake secrets stay with the gateway.
+    environ_text = Path(f"/proc/{shell_pid(running_gateway, name)}/environ").read_text(
         errors="replace"
     )
+    for secret_name, value in {"SNOWFLAKE_PAT": SERVER_SECRET, **OTHER_SECRETS}.items():
+        assert secret_name not in env
+        assert value not in environ_text
 
 
 async def test_the_terminal_key_opens_the_gateway_and_nothing_else_of_jupyter(
@@ -181,7 +190,7 @@ async def test_the_claude_endpoint_types_claude_into_a_fresh_terminal_in_the_fol
     assert terminal_manager(running_gateway).terminals["claude_1"] is existing
     assert answer["claude_installed"] is True
     assert answer["command"] == shlex.join(
-        [claude_executable(), "--model", "claude-opus-4-6", "what's in here?"]
+        [claude_executable(), "--model", "claude-opus-4-6", "--", "what's in here?"]
     )
 
     shell = shell_pid(running_gateway, name)
@@ -195,6 +204,79 @@ async def test_the_claude_endpoint_types_claude_into_a_fresh_terminal_in_the_fol
         return None
 
     await wait_for(claude_child, timeout=60, what="claude started by the shell")
+
+
+async def test_control_characters_in_any_field_are_refused_and_nothing_is_typed(
+    running_gateway: RunningGateway, tmp_path: Path
+) -> None:
+    marker = tmp_path / "x"
+    (Path(running_gateway.serverapp.root_dir) / "analysis").mkdir()
+    before = set(terminal_manager(running_gateway).terminals)
+    hostile = [
+        {"prompt": f"summarize\u0003touch {marker}\r"},  # Ctrl-C, then a command and Enter
+        {"prompt": f"summarize\rtouch {marker}\r"},
+        {"prompt": "colour \x1b[31mred"},
+        {"prompt": "rub\x7fout"},
+        {"model": f"claude-opus-4-6\rtouch {marker}\r"},
+        {"model": "claude-opus-4-6\n"},
+        {"cwd": "analysis\u0003"},
+        {"cwd": "analysis\ttab"},
+    ]
+    async with httpx.AsyncClient() as client:
+        for body in hostile:
+            response = await client.post(
+                running_gateway.url("cortex-claude/terminals"),
+                json=body,
+                headers=jupyter_headers(running_gateway),
+            )
+            assert response.status_code == 400, (body, response.text)
+            error = response.json()["error"]
+            assert error["type"] == "invalid_request_error"
+            assert "control character" in error["message"], error
+    assert set(terminal_manager(running_gateway).terminals) == before
+    await asyncio.sleep(1.0)  # what a shell would have needed to run a typed `touch`
+    assert not marker.exists()
+
+
+async def test_a_prompt_with_line_breaks_and_shell_syntax_reaches_claude_as_one_argument(
+    running_gateway: RunningGateway, tmp_path: Path
+) -> None:
+    marker = tmp_path / "x"
+    touch = f"touch {marker}"
+    prompt = (
+        f"Summarize this notebook.\n\tThen: $({touch}); `{touch}` && {touch} | cat\n"
+        "'single' \"double\" \\ $HOME * ~"
+    )
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            running_gateway.url("cortex-claude/terminals"),
+            json={"prompt": prompt, "model": "claude-opus-4-6"},
+            headers=jupyter_headers(running_gateway),
+        )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["command"] == shlex.join(
+        [claude_executable(), "--model", "claude-opus-4-6", "--", prompt]
+    )
+    shell = shell_pid(running_gateway, answer["name"])
+
+    def claude_argv() -> list[bytes] | None:
+        for child in child_processes(shell):
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"--model" in argv:
+                return argv
+        return None
+
+    argv = await wait_for(claude_argv, timeout=60, what="claude started by the shell")
+    assert argv[1:-1] == [b"--model", b"claude-opus-4-6", b"--", prompt.encode()]
+    assert not marker.exists()
+
+
+def test_a_one_word_prompt_is_never_taken_for_a_claude_subcommand() -> None:
+    # `claude update` updates, `claude purge` deletes project data: a notebook's one-word prompt
+    # must stay a prompt.
+    assert claude_prompt_argument("update") == "update "
+    assert claude_prompt_argument("please update") == "please update"
 
 
 async def test_a_folder_outside_the_server_root_is_refused(

@@ -1,7 +1,8 @@
 """``%%cortex_claude --agent``: Claude Code, headless, on the notebook's folder, rendered live.
 
 Claude Code runs as ``claude -p PROMPT --output-format stream-json --verbose --max-turns N`` with
-the gateway's URL and key in its environment; each line it prints is one JSON event (its init, the
+the environment every agent we launch gets (:func:`..claude_env.agent_environment`: the gateway's
+URL and key in, the kernel's Snowflake secrets out); each line it prints is one JSON event (its init, the
 assistant's turns with tool calls, tool results, the final result), which we render as Markdown
 steps updated in place. The kernel's working directory is the notebook's folder (Jupyter starts
 kernels there), so that is where Claude Code acts.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,29 +20,26 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from ..claude_binary import find_claude, install_hint
+from ..claude_env import agent_environment
+from ..config import CortexClaude
+from .discovery import gateway_endpoint
+from .endpoint import GatewayEndpoint
+
 FILE_TOOLS = {"Write", "Edit", "MultiEdit", "NotebookEdit"}
 
 
-def claude_command() -> str | None:
-    """``CORTEX_CLAUDE_COMMAND`` (an explicit path), else ``claude`` on PATH."""
-    return os.environ.get("CORTEX_CLAUDE_COMMAND") or shutil.which("claude")
-
-
-def agent_environment(endpoint: Any) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("ANTHROPIC_API_KEY", None)  # would win over the gateway key and be sent to it
-    env.update(
-        {
-            "ANTHROPIC_BASE_URL": endpoint.anthropic_url,
-            "ANTHROPIC_AUTH_TOKEN": endpoint.key,
-            # Claude Code otherwise calls Anthropic's own hosts (telemetry, updates), which a
-            # Snowflake environment cannot reach.
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_AUTOUPDATER": "1",
-            "DISABLE_TELEMETRY": "1",
-        }
+def kernel_agent_environment(
+    config: CortexClaude, endpoint: GatewayEndpoint, model: str | None = None
+) -> dict[str, str]:
+    """The kernel's environment made an agent's: the gateway in, the Snowflake secrets out."""
+    return agent_environment(
+        config,
+        gateway_url=endpoint.gateway_url,
+        key=endpoint.key,
+        mode=endpoint.mode,
+        model=model,
     )
-    return env
 
 
 class AgentSteps:
@@ -119,16 +116,11 @@ def run_agent(
 ) -> AgentSteps:
     from IPython.display import Markdown, display
 
-    from .cell_chat import gateway_endpoint
-
     steps = AgentSteps()
-    command = claude_command()
+    config = CortexClaude()  # a kernel has no Jupyter configuration: the defaults
+    command = find_claude(config)
     if command is None:
-        print(
-            "Claude Code is not installed: npm install -g @anthropic-ai/claude-code "
-            "(or set CORTEX_CLAUDE_COMMAND to its path).",
-            file=sys.stderr,
-        )
+        print(install_hint(config), file=sys.stderr)
         return steps
     if not prompt.strip():
         print("The cell is empty: write the task for Claude Code in it.", file=sys.stderr)
@@ -136,7 +128,7 @@ def run_agent(
     endpoint = gateway_endpoint()
     if endpoint is None:
         return steps
-    argv = [command, "-p", prompt, "--output-format", "stream-json", "--verbose"]
+    argv = [*command, "-p", prompt, "--output-format", "stream-json", "--verbose"]
     argv += ["--max-turns", str(max_turns), "--permission-mode", mode]
     if model:
         argv += ["--model", model]
@@ -146,7 +138,7 @@ def run_agent(
         process = subprocess.Popen(
             argv,
             cwd=cwd or os.getcwd(),
-            env=agent_environment(endpoint),
+            env=kernel_agent_environment(config, endpoint, model),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr_file,

@@ -21,7 +21,9 @@ from typing import Any
 
 import httpx
 
+from .agent_run import run_agent
 from .chat_session import ChatSession
+from .discovery import gateway_endpoint
 from .messages_client import ChatRequestError, StreamedAnswer
 
 UPDATE_INTERVAL = 0.05  # seconds between two re-renderings of a growing answer
@@ -81,8 +83,6 @@ def run_cell(line: str, cell: str, shell: Any) -> None:
             return
         prompt = f"Notebook variables:\n\n{described}\n\n{prompt}"
     if args.agent:
-        from .agent_run import run_agent
-
         run_agent(
             prompt, shell, model=args.model, max_turns=args.max_turns, mode=args.permission_mode
         )
@@ -103,17 +103,6 @@ def run_cell(line: str, cell: str, shell: Any) -> None:
     if endpoint is None:
         return
     stream_answer_into_output(session, endpoint, prompt)
-
-
-def gateway_endpoint() -> Any:
-    """The gateway to talk to (server extension, or one started in this kernel), or None."""
-    from .discovery import find_gateway
-
-    try:
-        return find_gateway(start_in_kernel=True)
-    except Exception as error:
-        print(f"cortex-claude: no gateway available: {error}", file=sys.stderr)
-        return None
 
 
 def stream_answer_into_output(session: ChatSession, endpoint: Any, prompt: str) -> StreamedAnswer:

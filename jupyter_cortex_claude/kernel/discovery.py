@@ -6,7 +6,8 @@ In order:
 2. the key file of the Jupyter server that started this kernel,
    ``<jupyter runtime dir>/cortex-claude-gateway-<server pid>.json`` (0600, written by the server
    extension), found through ``JPY_PARENT_PID`` (jupyter_server's kernel launcher sets it), else the
-   newest such file whose server is still alive;
+   newest such file whose server process id is alive; either is used only once its gateway answered
+   with that key (a file left by a killed server may name a reused process id);
 3. a gateway started inside this kernel (Snowflake Notebooks, VS Code, a Jupyter server without the
    extension): :func:`.inkernel.start_in_kernel_gateway`.
 
@@ -19,56 +20,45 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..claude_env import GATEWAY_KEY_VAR, GATEWAY_MODE_VAR, GATEWAY_URL_VAR
+import httpx
 
-SERVER_EXTENSION = "server-extension"
-STANDALONE = "standalone"
-IN_KERNEL = "in-kernel"
+from ..claude_env import GATEWAY_KEY_VAR, GATEWAY_MODE_VAR, GATEWAY_URL_VAR
+from .endpoint import (
+    IN_KERNEL,
+    SERVER_EXTENSION,
+    STANDALONE,
+    GatewayEndpoint,
+    endpoint_from_gateway_url,
+)
+from .inkernel import start_in_kernel_gateway
+
+__all__ = [
+    "IN_KERNEL",
+    "SERVER_EXTENSION",
+    "STANDALONE",
+    "GatewayEndpoint",
+    "GatewayNotFound",
+    "endpoint_from_gateway_url",
+    "find_gateway",
+    "gateway_endpoint",
+]
+
 KEY_FILE_PREFIX = "cortex-claude-gateway-"
-_ANTHROPIC_SUFFIX = "/anthropic"
-_GATEWAY_SUFFIX = "/cortex-claude"
+# A live gateway on this machine answers at once; a dead one refuses at once. The limit is for a
+# port taken over by something that accepts and never answers.
+KEY_CHECK_TIMEOUT = 3.0
+
+# Key files already seen answering with their key, so a cell pays for the check once per server.
+_verified: set[tuple[str, str]] = set()
 
 
 class GatewayNotFound(RuntimeError):
     """No gateway is reachable from this kernel; the message says how to get one."""
-
-
-@dataclass
-class GatewayEndpoint:
-    anthropic_url: str
-    openai_url: str
-    key: str
-    mode: str  # "server-extension" | "standalone" | "in-kernel"
-    server_url: str | None  # the Jupyter server (or standalone origin) that serves the gateway
-
-    @property
-    def gateway_url(self) -> str:
-        """The ``.../cortex-claude`` root (``health``, ``usage`` live under it)."""
-        return self.anthropic_url.rstrip("/").removesuffix(_ANTHROPIC_SUFFIX)
-
-    def __repr__(self) -> str:  # never show the key
-        return (
-            f"GatewayEndpoint(anthropic_url={self.anthropic_url!r}, mode={self.mode!r}, "
-            f"server_url={self.server_url!r}, key=<hidden>)"
-        )
-
-
-def endpoint_from_gateway_url(url: str, key: str, mode: str) -> GatewayEndpoint:
-    """An endpoint from the gateway root, also accepting its Anthropic URL."""
-    root = url.rstrip("/").removesuffix(_ANTHROPIC_SUFFIX)
-    server = root.removesuffix(_GATEWAY_SUFFIX) + "/" if root.endswith(_GATEWAY_SUFFIX) else None
-    return GatewayEndpoint(
-        anthropic_url=root + _ANTHROPIC_SUFFIX,
-        openai_url=root + "/openai/v1",
-        key=key,
-        mode=mode,
-        server_url=server,
-    )
 
 
 def runtime_dir() -> Path:
@@ -100,24 +90,60 @@ def _key_file_pid(path: Path) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def find_key_file(
+def key_file_candidates(
     environ: Mapping[str, str] | None = None, directory: Path | None = None
-) -> Path | None:
-    """The parent server's key file, else the newest one whose server is alive."""
+) -> list[Path]:
+    """The parent server's key file first, then the others whose server process is alive, newest
+    first."""
     environ = os.environ if environ is None else environ
     directory = runtime_dir() if directory is None else directory
+    ordered: list[Path] = []
     parent = environ.get("JPY_PARENT_PID", "")
     if parent.isdigit():
         own = directory / f"{KEY_FILE_PREFIX}{parent}.json"
         if own.is_file():
-            return own
-    candidates = []
+            ordered.append(own)
+    others = []
     for path in directory.glob(f"{KEY_FILE_PREFIX}*.json"):
         pid = _key_file_pid(path)
-        if pid is not None and _pid_alive(pid):
+        if path not in ordered and pid is not None and _pid_alive(pid):
             with contextlib.suppress(OSError):
-                candidates.append((path.stat().st_mtime, path))
-    return max(candidates)[1] if candidates else None
+                others.append((path.stat().st_mtime, path))
+    return ordered + [path for _, path in sorted(others, reverse=True)]
+
+
+def answers_with_key(endpoint: GatewayEndpoint, timeout: float = KEY_CHECK_TIMEOUT) -> bool:
+    """Whether a gateway answers at ``endpoint`` and accepts its key.
+
+    A live process id proves little: after the server that wrote a key file was killed, its id may
+    belong to any process, even another Jupyter server with another key. ``HEAD`` on the
+    Anthropic base path costs no Cortex call.
+    """
+    try:
+        response = httpx.head(
+            endpoint.anthropic_url,
+            headers={"Authorization": f"Bearer {endpoint.key}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def find_key_file(
+    environ: Mapping[str, str] | None = None, directory: Path | None = None
+) -> Path | None:
+    """The first key file whose gateway answers with its key (see :func:`key_file_candidates`)."""
+    for path in key_file_candidates(environ, directory):
+        data = _read_key_file(path)
+        if data is None:
+            continue
+        endpoint = endpoint_from_gateway_url(str(data["url"]), str(data["key"]), SERVER_EXTENSION)
+        token = (str(path), endpoint.key)
+        if token in _verified or answers_with_key(endpoint):
+            _verified.add(token)
+            return path
+    return None
 
 
 def jupyter_server_info(
@@ -156,18 +182,18 @@ def find_gateway(
             return endpoint_from_gateway_url(str(data["url"]), str(data["key"]), SERVER_EXTENSION)
 
     if start_in_kernel:
-        try:
-            from .inkernel import start_in_kernel_gateway
-        except ImportError as exc:
-            raise GatewayNotFound(
-                "No cortex-claude gateway found, and this version cannot start one inside the "
-                f"kernel ({exc}). Run it under a Jupyter server with the extension enabled "
-                "(`jupyter server extension enable jupyter_cortex_claude`) or start "
-                "`cortex-claude serve` and set CORTEX_CLAUDE_GATEWAY_URL/_KEY."
-            ) from None
-        endpoint: GatewayEndpoint = start_in_kernel_gateway()
-        return endpoint
+        return start_in_kernel_gateway()
     raise GatewayNotFound(
         "No cortex-claude gateway found: this kernel was not started by a Jupyter server with the "
         "jupyter_cortex_claude extension, and CORTEX_CLAUDE_GATEWAY_URL/_KEY are not set."
     )
+
+
+def gateway_endpoint() -> GatewayEndpoint | None:
+    """The gateway to talk to (server extension, or one started in this kernel), or None after
+    saying why on stderr (for the magics)."""
+    try:
+        return find_gateway(start_in_kernel=True)
+    except Exception as error:
+        print(f"cortex-claude: no gateway available: {error}", file=sys.stderr)
+        return None

@@ -17,9 +17,12 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from ..claude_env import IN_KERNEL_MODE
+from .endpoint import GatewayEndpoint
+
 log = logging.getLogger("jupyter_cortex_claude.kernel")
 
-MODE = "in-kernel"
+MODE = IN_KERNEL_MODE
 START_TIMEOUT = 60.0
 
 
@@ -53,7 +56,6 @@ class InKernelGateway:
         from ..config import CortexClaude
         from ..service import GatewayService
         from ..standalone import start_gateway_server
-        from .discovery import GatewayEndpoint
 
         self.service = GatewayService(CortexClaude())
         await self.service.start()
@@ -97,12 +99,13 @@ _lock = threading.Lock()
 _gateway: InKernelGateway | None = None
 
 
-def start_in_kernel_gateway() -> Any:
+def start_in_kernel_gateway() -> GatewayEndpoint:
     """Starts the in-kernel gateway once per kernel; returns its ``GatewayEndpoint``."""
     global _gateway
     with _lock:
         if _gateway is not None and _gateway.running:
-            return _gateway.endpoint
+            endpoint: GatewayEndpoint = _gateway.endpoint
+            return endpoint
         gateway = InKernelGateway()
         endpoint = gateway.start()
         _gateway = gateway

@@ -109,7 +109,7 @@ def show_usage(line: str, shell: Any) -> None:
     except ValueError as error:
         print(error, file=sys.stderr)
         return
-    from .cell_chat import gateway_endpoint
+    from .discovery import gateway_endpoint
 
     endpoint = gateway_endpoint()
     if endpoint is None:

@@ -6,24 +6,35 @@ the preconfigured environment (:mod:`.terminals`) and the user keeps their shell
 exits. ``claude`` is typed into the shell rather than started as the terminal's program for the
 same reason, and so it lands in the shell history.
 
-When Claude Code is missing, the terminal shows a one-command install (npm into the user-local
-prefix ``c.CortexClaude.claude_install_prefix``, no root needed) typed at the prompt but not run:
-installing software is the user's decision, one Enter away.
+Nothing of the request is typed. The prompt and model come from notebook content (a shared notebook's
+``%cortex_claude`` output feeds this endpoint), and a pty turns control characters into actions:
+``\x03`` interrupts, ``\r`` runs what was typed so far, whatever the shell quoting. So they go into
+the new terminal's own environment (:data:`PROMPT_VAR`, :data:`MODEL_VAR`, terminado's per-terminal
+``extra_env``) and the typed line only names those variables; the folder goes to the terminal
+manager as its ``cwd``. Fields with control characters are refused with a 400 all the same.
+
+When Claude Code is missing, the terminal shows a one-command install (the pinned package into the
+user-local prefix, :mod:`..claude_binary`) typed at the prompt but not run: installing software is
+the user's decision, one Enter away.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..claude_binary import NODE_HINT, find_claude, install_command, install_hint, install_prefix
+from ..claude_settings import claude_settings_arguments
 from ..config import CortexClaude
 from ..errors import GatewayError, invalid_request
 from ..gateway.replies import JsonReply
+from .request_body import StreamedBody
 
 if TYPE_CHECKING:
     from .handlers import GatewayHandlerMixin as _EndpointBase
@@ -33,77 +44,104 @@ else:
     _EndpointBase = object
 
 TERMINAL_NAME_PREFIX = "claude_"  # terminal names must match jupyter's websocket route, \w+
-NODE_HINT = (
-    "Claude Code needs Node.js 18 or newer with npm, and npm was not found on this server's PATH. "
-    "Install Node.js (https://nodejs.org, or `apt-get install nodejs npm`, or `conda install "
-    "nodejs`), then open Claude Code again."
-)
+PROMPT_VAR = "CORTEX_CLAUDE_TERMINAL_PROMPT"
+MODEL_VAR = "CORTEX_CLAUDE_TERMINAL_MODEL"
+
+# One argument or environment string may not exceed 128 KiB on Linux (MAX_ARG_STRLEN); the prompt
+# is both. Refused with a 400 rather than failing in the terminal.
+MAX_PROMPT_CHARS = 100_000
+MAX_FIELD_CHARS = 4096
+
+# C0 controls and DEL. A prompt may hold line breaks and tabs (it is text from a cell, and it is
+# never typed); nothing else of them is text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PROMPT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
 class ClaudeLaunch:
-    """What to type into a new terminal, and what to tell the caller."""
+    """What to type into a new terminal, with which variables, and what to tell the caller."""
 
-    typed: str  # bytes for the pty, with "\r" where Enter is pressed
+    typed: str  # bytes for the pty: only our own words and variable names, never request text
+    env: dict[str, str]  # the new terminal's own variables (the prompt and model)
     command: str  # the command line that starts Claude Code, for people to read or copy
     claude_installed: bool
     install_command: str | None = None
     message: str | None = None
 
 
-def claude_arguments(model: str | None, prompt: str | None) -> list[str]:
-    words: list[str] = []
+def claude_prompt_argument(prompt: str) -> str:
+    """The prompt as Claude Code's positional argument.
+
+    Claude Code dispatches a first argument equal to a subcommand name (``update``, ``install``,
+    ``purge``...) as that subcommand even after ``--`` (checked with the pinned 2.1.330: ``claude
+    -- mcp`` prints the mcp help). A one-word prompt gets a trailing space, which no subcommand
+    name has and which changes nothing for the model.
+    """
+    return prompt if any(c.isspace() for c in prompt.strip()) else prompt + " "
+
+
+def handover(
+    model_option: str, model: str | None, prompt: str | None
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """The request's model and prompt as the new terminal's variables.
+
+    Returns the variables, the shell words that expand them (in double quotes: one argument each,
+    nothing in them interpreted) and the same arguments written out for people.
+    """
+    env: dict[str, str] = {}
+    variables: list[str] = []
+    shown: list[str] = []
     if model:
-        words += ["--model", model]
+        env[MODEL_VAR] = model
+        variables += [model_option, f'"${MODEL_VAR}"']
+        shown += [model_option, model]
     if prompt:
-        words.append(prompt)
-    return words
-
-
-def find_claude(config: CortexClaude, path: str | None) -> list[str] | None:
-    """The words that start Claude Code on this PATH (or in the install prefix), if it exists."""
-    words = shlex.split(config.claude_command) or ["claude"]
-    if shutil.which(words[0], path=path):
-        return words
-    installed = Path(os.path.expanduser(config.claude_install_prefix)) / "bin" / "claude"
-    if words == ["claude"] and os.access(installed, os.X_OK):
-        return [str(installed)]
-    return None
+        # After `--` a prompt that starts with a dash stays a prompt, not an option.
+        env[PROMPT_VAR] = claude_prompt_argument(prompt)
+        variables += ["--", f'"${PROMPT_VAR}"']
+        shown += ["--", prompt]
+    return env, variables, shown
 
 
 def plan_claude_launch(
     config: CortexClaude, *, model: str | None, prompt: str | None, path: str | None
 ) -> ClaudeLaunch:
-    arguments = claude_arguments(model, prompt)
-    claude = find_claude(config, path)
-    if claude is not None:
-        command = shlex.join(claude + arguments)
-        return ClaudeLaunch(typed=command + "\r", command=command, claude_installed=True)
+    env, variables, shown = handover("--model", model, prompt)
+    settings = claude_settings_arguments(config)
 
-    prefix = os.path.expanduser(config.claude_install_prefix)
-    installed_claude = shlex.join([str(Path(prefix) / "bin" / "claude"), *arguments])
-    command = shlex.join(["claude", *arguments])
+    claude = find_claude(config, path=path)
+    if claude is not None:
+        words = shlex.join([*claude, *settings])
+        typed = " ".join([words, *variables])
+        return ClaudeLaunch(
+            typed=typed + "\r",
+            env=env,
+            command=shlex.join(claude + shown),
+            claude_installed=True,
+        )
+
+    command = shlex.join(["claude", *shown])
     if shutil.which("npm", path=path) is None:
         return ClaudeLaunch(
             typed=shlex.join(["echo", NODE_HINT]) + "\r",
+            env=env,
             command=command,
             claude_installed=False,
             message=NODE_HINT,
         )
-    install = shlex.join(["npm", "install", "-g", "--prefix", prefix, config.claude_code_package])
-    message = (
-        f"Claude Code is not installed. Install it for this user with: {install} "
-        f"(it goes to {prefix}/bin; add that to PATH)."
-    )
+    install = install_command(config)
+    installed_claude = shlex.join([str(install_prefix(config) / "bin" / "claude"), *settings])
     # `:` is the shell's no-op: a readable note that works in bash, zsh and sh alike (zsh treats
     # `#` as a comment only with INTERACTIVE_COMMENTS).
     note = shlex.join([":", "Claude Code is not installed; press Enter to install it"])
     return ClaudeLaunch(
-        typed=f"{note} && {install} && {installed_claude}",
+        typed=f"{note} && {install} && " + " ".join([installed_claude, *variables]),
+        env=env,
         command=command,
         claude_installed=False,
         install_command=install,
-        message=message,
+        message=install_hint(config),
     )
 
 
@@ -126,31 +164,38 @@ def plan_codex_launch(
     path: str | None,
     codex_home: str | None,
 ) -> ClaudeLaunch:
-    """Codex in a terminal: its CODEX_HOME (:mod:`..codex_home`) is given on the command line when
-    the terminal's environment does not already carry it (a user's own CODEX_HOME is kept there)."""
-    arguments = (["-m", model] if model else []) + ([prompt] if prompt else [])
-    prefix = [f"CODEX_HOME={shlex.quote(codex_home)}"] if codex_home else []
+    """Codex in a terminal: its CODEX_HOME (:mod:`..codex_home`) goes into the terminal's own
+    variables when the terminal's environment does not already carry it (a user's own CODEX_HOME
+    is kept there); model and prompt are handed over as for Claude Code."""
+    env, variables, shown = handover("-m", model, prompt)
+    prefix = [f"CODEX_HOME={shlex.quote(codex_home)}"] if codex_home else []  # for people
+    if codex_home:
+        env["CODEX_HOME"] = codex_home
     codex = find_codex(config, path)
     if codex is not None:
-        command = " ".join([*prefix, shlex.join(codex + arguments)])
-        return ClaudeLaunch(typed=command + "\r", command=command, claude_installed=True)
+        return ClaudeLaunch(
+            typed=" ".join([shlex.join(codex), *variables]) + "\r",
+            env=env,
+            command=" ".join([*prefix, shlex.join(codex + shown)]),
+            claude_installed=True,
+        )
     install_prefix = os.path.expanduser(config.claude_install_prefix)
-    command = " ".join([*prefix, shlex.join(["codex", *arguments])])
+    command = " ".join([*prefix, shlex.join(["codex", *shown])])
     if shutil.which("npm", path=path) is None:
         hint = NODE_HINT.replace("Claude Code", "Codex")
         return ClaudeLaunch(
             typed=shlex.join(["echo", hint]) + "\r",
+            env=env,
             command=command,
             claude_installed=False,
             message=hint,
         )
     install = shlex.join(["npm", "install", "-g", "--prefix", install_prefix, config.codex_package])
-    installed = " ".join(
-        [*prefix, shlex.join([str(Path(install_prefix) / "bin" / "codex"), *arguments])]
-    )
+    installed = " ".join([shlex.quote(str(Path(install_prefix) / "bin" / "codex")), *variables])
     note = shlex.join([":", "Codex is not installed; press Enter to install it"])
     return ClaudeLaunch(
         typed=f"{note} && {install} && {installed}",
+        env=env,
         command=command,
         claude_installed=False,
         install_command=install,
@@ -189,10 +234,20 @@ def _optional_string(body: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise invalid_request(f"`{name}` must be a string or null.")
+    limit = MAX_PROMPT_CHARS if name == "prompt" else MAX_FIELD_CHARS
+    if len(value) > limit:
+        raise invalid_request(f"`{name}` is longer than {limit} characters.")
+    control = (_PROMPT_CONTROL if name == "prompt" else _CONTROL).search(value)
+    if control is not None:
+        allowed = " (line breaks and tabs are fine)" if name == "prompt" else ""
+        raise invalid_request(
+            f"`{name}` contains the control character U+{ord(control.group()):04X} at position "
+            f"{control.start()}: control characters are refused{allowed}."
+        )
     return value
 
 
-class ClaudeTerminal(_EndpointBase):
+class ClaudeTerminal(StreamedBody, _EndpointBase):
     """``POST {"cwd", "model", "prompt", "agent"}`` → ``{"name", "command", "claude_installed",
     ...}``; ``agent`` is ``claude`` (the default) or ``codex``."""
 
@@ -218,17 +273,18 @@ class ClaudeTerminal(_EndpointBase):
         ):
             raise GatewayError(403, "This Jupyter user is not allowed to open terminals.")
         try:
-            body = json.loads(self.request.body or b"{}")
+            body = json.loads(self.request_body or b"{}")
         except ValueError:
             raise invalid_request("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise invalid_request("The request body must be a JSON object.")
+        model = _optional_string(body, "model")
+        prompt = _optional_string(body, "prompt")
         cwd = resolve_terminal_cwd(
             self.settings.get("server_root_dir") or os.getcwd(), _optional_string(body, "cwd")
         )
         extra_env = manager.extra_env or {}
         agent = _optional_string(body, "agent") or "claude"
-        model, prompt = _optional_string(body, "model"), _optional_string(body, "prompt")
         path = extra_env.get("PATH") or os.environ.get("PATH")
         if agent == "codex":
             codex_home = self.service.codex_home
@@ -244,7 +300,8 @@ class ClaudeTerminal(_EndpointBase):
         else:
             raise invalid_request("`agent` must be `claude` or `codex`.")
         name = fresh_terminal_name(manager)
-        manager.create(name=name, cwd=str(cwd))
+        # terminado >= 0.15 merges a per-terminal extra_env over the manager's (pyproject.toml).
+        manager.create(name=name, cwd=str(cwd), extra_env=launch.env)
         manager.get_terminal(name).ptyproc.write(launch.typed)
         await self.send_reply(
             JsonReply(

@@ -35,13 +35,7 @@ except ImportError as missing:  # the persona manager without the ACP client (ju
         "pip install 'jupyter-cortex-claude[jupyter-ai]'"
     ) from missing
 
-from ..claude_env import (
-    CONNECTION_VARS,
-    apply_plan,
-    claude_code_environment,
-    claude_model_settings,
-    plan_environment,
-)
+from ..claude_env import agent_environment, claude_model_settings
 from ..config import CortexClaude
 from ..gateway.model_ids import resolve_model
 from .terminals import SERVER_EXTENSION_MODE, local_gateway_url
@@ -133,27 +127,24 @@ def adapter_environment(
 ) -> dict[str, str]:
     """The adapter's environment: the server's, pointed at the gateway, without Snowflake secrets.
 
-    Unlike a terminal, the persona's name promises Cortex: the connection variables are this
-    gateway's even when the server's environment has others.
+    Built by the one function every launched agent gets its environment from
+    (:func:`~jupyter_cortex_claude.claude_env.agent_environment`). Unlike a terminal, the persona's
+    name promises Cortex: the connection variables are this gateway's even when the server's
+    environment has others (``own_connection=True``).
     """
     config = service.config
-    environ = dict(os.environ if environ is None else environ)
-    desired = claude_code_environment(
+    env = agent_environment(
         config,
-        service.catalogue,
         gateway_url=local_gateway_url(serverapp),
         key=service.key.value,
         mode=SERVER_EXTENSION_MODE,
+        catalogue=service.catalogue,
+        inherited=os.environ if environ is None else environ,
+        own_connection=True,
     )
     if config.acp_claude_code_executable:
-        desired["CLAUDE_CODE_EXECUTABLE"] = os.path.expanduser(config.acp_claude_code_executable)
-    plan = plan_environment(
-        desired,
-        inherited=environ,
-        hidden_names=config.terminal_hidden_env,
-        force=[*CONNECTION_VARS, *(name for name in desired if name.startswith("CORTEX_CLAUDE_"))],
-    )
-    return apply_plan(environ, plan)
+        env["CLAUDE_CODE_EXECUTABLE"] = os.path.expanduser(config.acp_claude_code_executable)
+    return env
 
 
 class ClaudeCodeCortexPersona(BaseAcpPersona):

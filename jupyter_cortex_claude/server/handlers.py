@@ -260,7 +260,22 @@ class AnthropicCountTokens(StreamedBody, GatewayHandlerMixin):
         await self.send_reply(gateway.count_tokens(body))
 
 
-class AnthropicModels(GatewayHandlerMixin):
+class AnthropicBase(StreamedBody, GatewayHandlerMixin):
+    """``HEAD``/``GET`` on the Anthropic base path: Claude Code versions bundled with other tools
+    probe it at start and log a warning on a 404. Also how a kernel checks that a key file's
+    gateway is alive and takes that key (kernel/discovery.py), without a call to Cortex."""
+
+    async def head(self) -> None:
+        self.set_status(200)
+        self.finish()
+
+    async def get(self) -> None:
+        await self.send_reply(
+            JsonReply(200, {"service": "cortex-claude", "api": "anthropic", "path": "v1/messages"})
+        )
+
+
+class AnthropicModels(StreamedBody, GatewayHandlerMixin):
     async def get(self) -> None:
         gateway = await self.service.get_gateway()
         await self.send_reply(await gateway.anthropic_models())
@@ -280,7 +295,7 @@ class OpenAIResponses(StreamedBody, GatewayHandlerMixin):
         await self.serve_inference(Gateway.openai_responses)
 
 
-class OpenAIModels(GatewayHandlerMixin):
+class OpenAIModels(StreamedBody, GatewayHandlerMixin):
     error_dialect = "openai"
 
     async def get(self) -> None:
@@ -288,13 +303,13 @@ class OpenAIModels(GatewayHandlerMixin):
         await self.send_reply(await gateway.openai_models())
 
 
-class Health(GatewayHandlerMixin):
+class Health(StreamedBody, GatewayHandlerMixin):
     async def get(self) -> None:
         await self.service.start()
         await self.send_reply(JsonReply(200, self.service.health()))
 
 
-class Usage(GatewayHandlerMixin):
+class Usage(StreamedBody, GatewayHandlerMixin):
     """Aggregated usage from the ledger: ``?since=7d&group_by=model,day`` (never text, never keys)."""
 
     async def get(self) -> None:
@@ -328,6 +343,7 @@ class Usage(GatewayHandlerMixin):
 from .claude_terminal import ClaudeTerminal  # noqa: E402 - it needs nothing above
 
 ENDPOINTS: list[tuple[str, type[GatewayHandlerMixin]]] = [
+    (r"cortex-claude/anthropic/?", AnthropicBase),
     (r"cortex-claude/anthropic/v1/messages", AnthropicMessages),
     (r"cortex-claude/anthropic/v1/messages/count_tokens", AnthropicCountTokens),
     (r"cortex-claude/anthropic/v1/models", AnthropicModels),

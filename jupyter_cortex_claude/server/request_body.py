@@ -10,6 +10,12 @@ Claude Code and the SDKs send the whole body before they read the answer, and a 
 answers and closes while they are still sending makes them see a connection reset (which they retry)
 instead of the 401 or 413 (which they report). Bodies announced above twice the limit are not
 worth draining: those are refused at once and the connection closed (tests/test_hostile_input.py).
+
+Each request sets its own connection's limits, so the three modes (Jupyter, standalone, in-kernel)
+behave alike whatever their HTTP server was configured with: the body size tornado itself enforces
+(above it tornado answers a bare 400 of its own) is raised to the drain limit, so the refusal is
+our 413; and the body must arrive within ``c.CortexClaude.request_body_timeout``, after which the
+connection is closed: a request that announces a body and never sends it holds nothing for long.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
     from ..service import GatewayService
 
 _DRAIN_FACTOR = 2
+_HEADROOM = 1024 * 1024  # above the drain limit: a body announced there is refused by us, at once
 
 
 def too_large(limit: int) -> GatewayError:
@@ -43,6 +50,11 @@ class StreamedBody(web.RequestHandler):
     _refusal: Exception | None = None
 
     async def prepare(self) -> None:
+        connection = self.request.connection
+        limit = self.service.config.max_request_bytes
+        if hasattr(connection, "set_body_timeout"):  # HTTP/1 (tornado's only server protocol)
+            connection.set_body_timeout(self.service.config.request_body_timeout)
+            connection.set_max_body_size(_DRAIN_FACTOR * limit + _HEADROOM)
         try:
             result = super().prepare()
             if inspect.isawaitable(result):
@@ -53,8 +65,10 @@ class StreamedBody(web.RequestHandler):
             self._refusal = refusal
 
     def _worth_draining(self) -> bool:
-        if self.request.method != "POST":
-            return False  # only POST reads request_body, where a deferred refusal is raised
+        if self.request.method != "POST" or type(self).post is web.RequestHandler.post:
+            # Only a POST endpoint reads request_body, where a deferred refusal is raised;
+            # elsewhere tornado's 405 would answer in the refusal's place.
+            return False
         headers = self.request.headers
         length = headers.get("Content-Length")
         if length is None:

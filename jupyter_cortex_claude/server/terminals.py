@@ -8,10 +8,11 @@ alphabetically, and jupyter_server_terminals may create its manager after us.
 
 Terminado starts every terminal from ``os.environ`` of the server. Two consequences:
 - a value the user already has there (``ANTHROPIC_MODEL`` in their profile) must win, so we only
-  add what is missing (see :func:`..claude_env.plan_environment`);
+  add what is missing;
 - the server's Snowflake secrets (``SNOWFLAKE_TOKEN`` …, ``c.CortexClaude.terminal_hidden_env``)
   would reach every shell and so every agent; they are removed. The gateway already holds them,
   and the terminal's Claude Code needs only the gateway key, which opens ``cortex-claude/`` alone.
+Both are decided by :func:`..claude_env.plan_agent_environment`, as for every agent we launch.
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from ..claude_env import claude_code_environment, plan_environment
+from ..claude_env import SERVER_EXTENSION_MODE, plan_agent_environment
 from ..codex_home import write_codex_home
 
 log = logging.getLogger("jupyter_cortex_claude.terminals")
-
-SERVER_EXTENSION_MODE = "server-extension"
 
 # Binding to every interface (or to a name) still accepts loopback connections; only a server
 # bound to one specific address must be reached at that address.
@@ -62,21 +61,17 @@ def configure_terminal_environment(
     gateway_url = local_gateway_url(serverapp)
     # Codex reads its provider from a config.toml: written here, for this server's address.
     service.codex_home = str(write_codex_home(config, gateway_url))
-    desired = claude_code_environment(
+    explicit: dict[str, str | None] = dict(manager.extra_env or {})
+    plan = plan_agent_environment(
         config,
-        service.catalogue,
         gateway_url=gateway_url,
         key=service.key.value,
         mode=SERVER_EXTENSION_MODE,
+        catalogue=service.catalogue,
         codex_home=service.codex_home,
-    )
-    explicit: dict[str, str | None] = dict(manager.extra_env or {})
-    plan = plan_environment(
-        desired,
         inherited=environ,
         explicit=explicit,
-        hidden_names=config.terminal_hidden_env,
-        force=[name for name in desired if name.startswith("CORTEX_CLAUDE_")],
+        own_connection=False,  # a user's own ANTHROPIC_BASE_URL in their profile wins
     )
     manager.extra_env = {**explicit, **plan.changes}
     if plan.kept:
