@@ -247,6 +247,16 @@ class CortexClaude(Configurable):
         by itself for the rest of the process.""",
     ).tag(config=True)
 
+    responses_upstream = CaselessStrEnum(
+        ["chat", "responses"],
+        default_value="chat",
+        help="""Which Cortex API serves OpenAI models on the Responses endpoint (Codex CLI):
+        `chat` (Chat Completions, translated both ways, as for every other model) or `responses`
+        (Cortex's preview Responses API, relayed nearly untouched; its field support is not
+        documented yet, see docs/shaping.md). With `responses`, a 404 from Cortex's /v1/responses
+        switches to `chat` by itself for the rest of the process. Other models always use `chat`.""",
+    ).tag(config=True)
+
     # --- The local gateway ------------------------------------------------------------------------
 
     gateway_key = Unicode(

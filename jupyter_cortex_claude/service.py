@@ -138,6 +138,7 @@ class GatewayService:
             catalogue=self.catalogue,
             on_usage=self._record_usage,
             claude_upstream=self.config.claude_upstream,
+            responses_upstream=self.config.responses_upstream,
         )
         if self.demo:
             self.log.warning(DEMO_NOTICE)

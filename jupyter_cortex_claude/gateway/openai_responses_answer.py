@@ -43,6 +43,11 @@ from .sse import format_event
 _FAILURE_CODES = {429: "rate_limit_exceeded", 503: "server_is_overloaded"}
 
 
+def response_error(failure: GatewayError) -> dict[str, Any]:
+    """The ``error`` of a ``response.failed``, with the code that tells Codex to retry or not."""
+    return {"code": _FAILURE_CODES.get(failure.status, "server_error"), "message": failure.message}
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
@@ -146,10 +151,7 @@ class ResponsesAnswer:
         if failure is not None:
             # The items streamed so far are not closed: Codex drops them and retries the turn.
             self.status = "failed"
-            self.error = {
-                "code": _FAILURE_CODES.get(failure.status, "server_error"),
-                "message": failure.message,
-            }
+            self.error = response_error(failure)
             return out + self._event("response.failed", response=self.response())
         out += self._close_open() + self._close_calls()
         reason = self._finish_reason or derived_finish_reason(

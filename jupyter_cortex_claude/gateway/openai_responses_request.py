@@ -101,7 +101,7 @@ _KNOWN_FIELDS = frozenset(
     }
 )
 # Item types that only record something the model did on OpenAI's side.
-_DROPPED_ITEM_TYPES = frozenset({"reasoning", "web_search_call", "tool_search_call"})
+DROPPED_ITEM_TYPES = frozenset({"reasoning", "web_search_call", "tool_search_call"})
 _MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 # Chat's reasoning_effort takes minimal|low|medium|high (cortex-api.md).
 _EFFORTS = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium"}
@@ -265,7 +265,7 @@ def _translate_input(
             messages.append(
                 {"role": "tool", "tool_call_id": call_id, "content": _tool_output(item, where)}
             )
-        elif kind in _DROPPED_ITEM_TYPES:
+        elif kind in DROPPED_ITEM_TYPES:
             changes.append(f"{where}: dropped {kind} item")
         elif kind == "item_reference":
             raise invalid_request(

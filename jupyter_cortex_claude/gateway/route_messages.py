@@ -12,51 +12,29 @@ Cortex answered 404 here.
 
 from __future__ import annotations
 
-import logging
-
 from ..errors import GatewayError
 from ..snowflake.cortex import MESSAGES_PATH
+from .chat_fallback import ChatFallback
 from .exchange import Exchange, reply_headers
 from .messages import ShapedMessagesRequest
 from .messages_answer import MESSAGE, AnthropicStreamRelay
 from .replies import GatewayReply, JsonReply, StreamReply
 
-log = logging.getLogger(__name__)
-
 CORTEX_ANTHROPIC_VERSION = "2023-06-01"
-CLAUDE_UPSTREAMS = ("messages", "chat")
 
 
-class ClaudeUpstream:
-    """Which Cortex API serves Claude models: ``messages`` (the default) or ``chat``.
-
-    With ``messages``, a 404 from Cortex's ``/v1/messages`` switches Claude to Chat Completions for
-    the rest of the process: Cortex answers an unknown model with a 400, never a 404, so a 404 means
-    the endpoint itself is missing, and asking it again on every turn would only add latency.
-    """
+class ClaudeUpstream(ChatFallback):
+    """Which Cortex API serves Claude models: ``messages`` (the default) or ``chat``; a 404 from
+    Cortex's ``/v1/messages`` switches Claude to Chat Completions (see :mod:`.chat_fallback`)."""
 
     def __init__(self, mode: str = "messages") -> None:
-        if mode not in CLAUDE_UPSTREAMS:
-            raise ValueError(f"claude_upstream must be one of {CLAUDE_UPSTREAMS}, got {mode!r}")
-        self.mode = mode
-        self.messages_missing = False
-
-    def use_chat(self) -> bool:
-        return self.mode == "chat" or self.messages_missing
-
-    def means_no_messages_api(self, error: GatewayError) -> bool:
-        """True when ``error`` says Cortex has no Messages API here (and we may fall back)."""
-        return error.status == 404 and self.mode == "messages"
-
-    def fall_back(self, error: GatewayError) -> None:
-        """Remember that Claude goes through Chat Completions from now on."""
-        if not self.messages_missing:
-            self.messages_missing = True
-            log.warning(
-                "Cortex answered 404 on /v1/messages%s: serving Claude through Chat Completions "
-                "from now on. Set c.CortexClaude.claude_upstream = 'chat' to skip this probe.",
-                f" (Snowflake request id {error.request_id})" if error.request_id else "",
-            )
+        super().__init__(
+            setting="claude_upstream",
+            mode=mode,
+            preferred="messages",
+            path=MESSAGES_PATH,
+            what="Claude",
+        )
 
 
 async def serve_messages(
@@ -73,10 +51,10 @@ async def serve_messages(
             shaped.body,
             stream=shaped.stream,
             headers=upstream_headers,
-            not_a_failure=claude_upstream.means_no_messages_api,
+            not_a_failure=claude_upstream.means_missing,
         )
     except GatewayError as error:
-        if not claude_upstream.means_no_messages_api(error):
+        if not claude_upstream.means_missing(error):
             raise
         claude_upstream.fall_back(error)
         return None

@@ -9,6 +9,7 @@ its endpoint. The routes, each *shape the request → one exchange with Cortex �
 - Anthropic → Cortex Chat Completions (other models): :mod:`.route_anthropic_chat`
 - OpenAI Chat Completions → Cortex Chat Completions: :mod:`.route_openai_chat`
 - OpenAI Responses (Codex) → Cortex Chat Completions: :mod:`.route_openai_responses`
+- OpenAI Responses → Cortex Responses (OpenAI models, opt-in): :mod:`.route_cortex_responses`
 
 Adding a route: a request-shaping module, an answer converter (a
 :class:`~.cortex_chat.ChunkConverter` for routes onto Chat Completions), a ``route_*.py`` that
@@ -24,6 +25,7 @@ from collections.abc import Callable, Mapping
 from ..errors import invalid_request
 from ..snowflake.cortex import CortexClient
 from ..snowflake.models import ModelCatalogue
+from .cortex_responses_request import shape_cortex_responses_request
 from .exchange import ShapedRequest, Upstream
 from .messages import ShapingPolicy, shape_messages_request
 from .model_ids import resolve_model
@@ -32,6 +34,7 @@ from .openai_chat_request import ChatShapingPolicy, shape_chat_request
 from .openai_responses_request import responses_to_chat
 from .replies import GatewayReply, JsonReply, parse_json_body
 from .route_anthropic_chat import serve_anthropic_chat
+from .route_cortex_responses import ResponsesUpstream, serve_cortex_responses
 from .route_messages import ClaudeUpstream, serve_messages
 from .route_openai_chat import serve_openai_chat
 from .route_openai_responses import LEDGER_ENDPOINT, serve_openai_responses, session_of
@@ -50,12 +53,14 @@ class Gateway:
         catalogue: ModelCatalogue,
         on_usage: Callable[[UsageRecord], None] | None = None,
         claude_upstream: str = "messages",
+        responses_upstream: str = "chat",
     ) -> None:
         self.upstream = Upstream(cortex, on_usage)
         self.usage = self.upstream.usage  # where every route's usage records go
         self.policy = policy
         self.catalogue = catalogue
         self.claude_upstream = ClaudeUpstream(claude_upstream)
+        self.responses_upstream = ResponsesUpstream(responses_upstream)
         self.model_availability = ModelAvailability(cortex, catalogue)
         # The OpenAI endpoint resolves model ids with the same aliases as the Anthropic side.
         self.chat_policy = ChatShapingPolicy(
@@ -110,11 +115,22 @@ class Gateway:
 
     async def openai_responses(self, raw_body: bytes, headers: Mapping[str, str]) -> GatewayReply:
         body = parse_json_body(raw_body)
+        # Validated and chat-shaped first, whichever API answers: the same 400s, model, ceiling.
         translation = responses_to_chat(body)
         shaped = shape_chat_request(translation.chat_body, self.chat_policy)
+        session = session_of(body, headers)
+        model = self.catalogue.get(shaped.cortex_model)
+        if self.responses_upstream.answers_for(model) and not shaped.ends_with_assistant:
+            native = shape_cortex_responses_request(body, translation, shaped)
+            _log_shaping("responses via Cortex responses", native, native.changes)
+            exchange = self.upstream.begin(LEDGER_ENDPOINT, headers, native)
+            reply = await serve_cortex_responses(
+                exchange, native, self.responses_upstream, session=session
+            )
+            if reply is not None:
+                return reply
         _log_shaping("responses", shaped, [*translation.changes, *shaped.changes])
         exchange = self.upstream.begin(LEDGER_ENDPOINT, headers, shaped)
-        session = session_of(body, headers)
         return await serve_openai_responses(exchange, translation, shaped, session=session)
 
     async def openai_models(self) -> JsonReply:

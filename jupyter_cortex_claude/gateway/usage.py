@@ -63,6 +63,20 @@ class UsageRecord:
         if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
             self.cache_read_tokens = details["cached_tokens"]
 
+    def add_responses_usage(self, usage: Any) -> None:
+        """OpenAI Responses usage: ``input_tokens``, ``output_tokens``, ``input_tokens_details``."""
+        if not isinstance(usage, dict):
+            return
+        for key, attribute in (
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+        ):
+            if isinstance(usage.get(key), int):
+                setattr(self, attribute, usage[key])
+        details = usage.get("input_tokens_details")
+        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+            self.cache_read_tokens = details["cached_tokens"]
+
 
 class UsageRecorder:
     """Hands each finished :class:`UsageRecord` to the ledger (or whatever ``on_usage`` is)."""

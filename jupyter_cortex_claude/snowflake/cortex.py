@@ -30,6 +30,8 @@ log = logging.getLogger("jupyter_cortex_claude.cortex")
 
 MESSAGES_PATH = "/api/v2/cortex/v1/messages"
 CHAT_COMPLETIONS_PATH = "/api/v2/cortex/v1/chat/completions"
+# A preview since Oct 2026, OpenAI models only, stateless (Snowflake's release note of Oct 23, 2026).
+RESPONSES_PATH = "/api/v2/cortex/v1/responses"
 MODELS_PATH = "/api/v2/cortex/models"
 
 _RETRYABLE_STATUS = frozenset({429, 503})
