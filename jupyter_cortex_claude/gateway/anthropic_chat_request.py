@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid_request
+from .thinking import in_chat_tool_loop
 
 if TYPE_CHECKING:
     from ..snowflake.models import ModelInfo
@@ -84,7 +85,10 @@ def anthropic_to_chat_request(
     if body.get("stop_sequences"):
         request["stop"] = list(body["stop_sequences"])
 
-    request.update(_reasoning_fields(body, model, max_completion_tokens))
+    reasoning = _reasoning_fields(body, model, max_completion_tokens)
+    if model.is_claude and in_chat_tool_loop(messages):
+        reasoning = {}  # Claude's thinking cannot be sent back through Chat Completions
+    request.update(reasoning)
     response_format = _response_format(body)
     if response_format:
         request["response_format"] = response_format
@@ -171,7 +175,8 @@ def _translate_assistant(
                 }
             )
         # thinking / redacted_thinking blocks are dropped: Chat Completions has no place for their
-        # signatures, and Claude on this endpoint accepts a history without them.
+        # signatures. Claude accepts a history without them except inside a tool loop, where
+        # thinking is turned off for the request (thinking.in_chat_tool_loop).
     if not text_parts and not tool_calls:
         return []
     message: dict[str, Any] = {

@@ -10,7 +10,7 @@ else. Each choice:
 - The request was validated and translated first (:func:`.openai_responses_request.responses_to_chat`)
   and chat-shaped (:func:`.openai_chat_request.shape_chat_request`), so both upstreams refuse the
   same bad requests with the same 400s, resolve the model the same way and clamp
-  ``max_output_tokens`` to the same ceiling.
+  ``max_output_tokens`` to the same ceiling (and raise it to OpenAI's minimum of 16).
 - ``input`` items are rebuilt with the fields the API defines and nothing else: Codex's own item
   ``id``s and ``status`` go (nothing is stored upstream to refer to), and so do ``reasoning`` items
   and the records of hosted tool calls (``web_search_call``, ``tool_search_call``): without
@@ -46,6 +46,8 @@ from .openai_responses_request import (
     ToolNames,
 )
 
+# OpenAI's Responses API refuses max_output_tokens below 16 ("integer below minimum value").
+MIN_OUTPUT_TOKENS = 16
 _SUMMARIES = frozenset({"auto", "concise", "detailed"})
 _TEXT_FORMATS = frozenset({"text", "json_schema", "json_object"})
 _KEPT_FIELDS = ("temperature", "top_p")
@@ -101,7 +103,10 @@ def shape_cortex_responses_request(
         if isinstance(body.get("parallel_tool_calls"), bool):
             shaped["parallel_tool_calls"] = body["parallel_tool_calls"]
     if "max_completion_tokens" in chat.body:
-        shaped["max_output_tokens"] = chat.body["max_completion_tokens"]
+        limit = chat.body["max_completion_tokens"]
+        if limit < MIN_OUTPUT_TOKENS:
+            changes.append(f"max_output_tokens {limit} raised to {MIN_OUTPUT_TOKENS}")
+        shaped["max_output_tokens"] = max(limit, MIN_OUTPUT_TOKENS)
     for name in _KEPT_FIELDS:
         if body.get(name) is not None:
             shaped[name] = body[name]

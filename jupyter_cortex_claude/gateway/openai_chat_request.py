@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid_request
 from .openai_chat_answer import empty_stop_completion
+from .thinking import in_chat_tool_loop
 
 if TYPE_CHECKING:
     from ..snowflake.models import ModelCatalogue, ModelInfo
@@ -259,11 +260,18 @@ def _shape_max_tokens(shaped: dict[str, Any], ceiling: int) -> tuple[int, list[s
 
 
 def _shape_reasoning(shaped: dict[str, Any], model: ModelInfo, changes: list[str]) -> None:
+    if model.is_claude and "reasoning" in shaped and in_chat_tool_loop(shaped["messages"]):
+        del shaped["reasoning"]
+        changes.append("reasoning dropped: Claude's thinking cannot be sent back mid tool loop")
     effort = shaped.get("reasoning_effort")
     if effort is None or model.family == "openai":
         return
     del shaped["reasoning_effort"]
-    if model.is_claude and model.supports_thinking and "reasoning" not in shaped:
+    if model.is_claude and in_chat_tool_loop(shaped["messages"]):
+        changes.append(
+            "removed reasoning_effort: Claude's thinking cannot be sent back mid tool loop"
+        )
+    elif model.is_claude and model.supports_thinking and "reasoning" not in shaped:
         # Cortex takes Claude's thinking in OpenRouter's `reasoning` form, not `reasoning_effort`.
         shaped["reasoning"] = {"effort": "low" if effort == "minimal" else effort}
         changes.append("reasoning_effort -> reasoning.effort")

@@ -86,6 +86,21 @@ def _tool_loop_without_thinking(messages: list[dict[str, Any]]) -> bool:
     return content[0]["type"] not in ("thinking", "redacted_thinking")
 
 
+def in_chat_tool_loop(messages: list[dict[str, Any]]) -> bool:
+    """True when a Chat Completions conversation is inside a tool loop (its last assistant message
+    called tools), where Claude with thinking on would need that message's signed thinking back.
+
+    Anthropic/Bedrock refuse it ("a final `assistant` message must start with a thinking block");
+    Cortex's Chat Completions returns Claude's thinking as plain text (``message.reasoning``) and
+    documents no way to send it back, so the routes onto Chat turn thinking off for such a request:
+    the loop goes on without it, and the next user turn thinks again.
+    """
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            return bool(message.get("tool_calls"))
+    return False
+
+
 def drop_sampling_incompatible_with_thinking(shaped: dict[str, Any], changes: list[str]) -> None:
     # Anthropic: thinking is incompatible with temperature other than 1, with top_k, and with top_p
     # below 0.95.

@@ -17,7 +17,14 @@ gateway that passes it has a fair chance on a real account. The pytest plugin of
 from __future__ import annotations
 
 from .auth import KeyPair, public_key_fingerprint
-from .emulator import CHAT_PATH, MESSAGES_PATH, MODELS_PATH, CortexEmulator, RecordedRequest
+from .emulator import (
+    CHAT_PATH,
+    MESSAGES_PATH,
+    MODELS_PATH,
+    RESPONSES_PATH,
+    CortexEmulator,
+    RecordedRequest,
+)
 from .messages_validation import BETA_ALLOWLIST
 from .replies import Block, Fault, Reply, TextBlock, ThinkingBlock, ToolUseBlock
 
@@ -26,6 +33,7 @@ __all__ = [
     "CHAT_PATH",
     "MESSAGES_PATH",
     "MODELS_PATH",
+    "RESPONSES_PATH",
     "Block",
     "CortexEmulator",
     "Fault",

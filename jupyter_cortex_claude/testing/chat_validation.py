@@ -1,4 +1,12 @@
-"""What Cortex's Chat Completions API accepts (Snowflake's compatibility chart, read strictly)."""
+"""What Cortex's Chat Completions API accepts (Snowflake's compatibility chart, read strictly).
+
+Claude with thinking on (``reasoning``) follows Bedrock's rule (``cortex-api.md``: Claude behind
+Cortex follows Bedrock's conversation rules): inside a tool loop the final assistant turn must
+start with a signed thinking block. Cortex's Chat Completions returns Claude's thinking as plain
+text (``reasoning``, no signature) and documents no way to send a signed block back, so a request
+with thinking on whose last assistant message called tools is refused with Anthropic's words,
+whatever ``reasoning`` text the assistant message carries.
+"""
 
 from __future__ import annotations
 
@@ -95,6 +103,8 @@ def validate_chat_request(body: object, models: ModelTable) -> None:
     _check_messages(
         body.get("messages"), fail, accepts_images=model is None or model.accepts_images
     )
+    if model is not None and model.is_claude and _thinking_on(body.get("reasoning")):
+        _check_thinking_tool_loop(body.get("messages"), fail)
     if problems:
         raise CortexRefusal(400, "; ".join(problems))
 
@@ -152,3 +162,28 @@ def _check_messages(messages: object, fail: Any, *, accepts_images: bool) -> Non
     last = messages[-1]
     if isinstance(last, dict) and last.get("role") == "assistant":
         fail("the conversation must not end with an assistant message")
+
+
+THINKING_TOOL_LOOP = (
+    "Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is "
+    "enabled, a final `assistant` message must start with a thinking block (preceeding the "
+    "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking "
+    "blocks from previous turns. To avoid this requirement, disable `thinking`."
+)
+
+
+def _thinking_on(reasoning: object) -> bool:
+    if not isinstance(reasoning, dict) or reasoning.get("enabled") is False:
+        return False
+    return reasoning.get("effort") not in (None, "none") or bool(reasoning.get("max_tokens"))
+
+
+def _check_thinking_tool_loop(messages: object, fail: Any) -> None:
+    if not isinstance(messages, list):
+        return
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            if message.get("tool_calls"):
+                fail(f"messages.{index}: {THINKING_TOOL_LOOP}")
+            return

@@ -25,7 +25,7 @@ from tornado.httputil import HTTPHeaders
 from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 
-from . import complete_rendering, rendering
+from . import complete_rendering, rendering, responses_rendering
 from .auth import EXPIRED_SESSION, Credentials
 from .catalogue import ModelTable
 from .chat_validation import validate_chat_request
@@ -34,15 +34,24 @@ from .login import LOGIN_PATHS, SSO_PATH, LoginProtocol
 from .messages_validation import validate_messages_request
 from .refusals import SESSION_EXPIRED, CortexRefusal, snowflake_error_body
 from .replies import Fault, Reply
+from .responses_validation import validate_responses_request
 
 log = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/api/v2/cortex/v1/messages"
 CHAT_PATH = "/api/v2/cortex/v1/chat/completions"
+# The preview Responses API (OpenAI models only, stateless): see responses_validation.py.
+RESPONSES_PATH = "/api/v2/cortex/v1/responses"
 MODELS_PATH = "/api/v2/cortex/models"
 # Cortex's older native endpoint (content_list, tool_spec, SSE without event names).
 COMPLETE_PATH = "/api/v2/cortex/inference:complete"
-ROUTES = {MESSAGES_PATH: "POST", CHAT_PATH: "POST", COMPLETE_PATH: "POST", MODELS_PATH: "GET"}
+ROUTES = {
+    MESSAGES_PATH: "POST",
+    CHAT_PATH: "POST",
+    RESPONSES_PATH: "POST",
+    COMPLETE_PATH: "POST",
+    MODELS_PATH: "GET",
+}
 MAX_BODY_BYTES = 20 * 1024 * 1024
 STATUS_MESSAGES = {
     400: "Invalid request options.",
@@ -366,6 +375,8 @@ class _CortexHandler(tornado.web.RequestHandler):
             validate_messages_request(self.request.headers, body, models)
         elif path == COMPLETE_PATH:
             validate_complete_request(body, models)
+        elif path == RESPONSES_PATH:
+            validate_responses_request(body, models)
         else:
             validate_chat_request(body, models)
         await self._perform(path, body, len(raw) // 4)
@@ -399,6 +410,8 @@ class _CortexHandler(tornado.web.RequestHandler):
                 payload = rendering.anthropic_message(reply, model.name, input_tokens)
             elif path == COMPLETE_PATH:
                 payload = complete_rendering.complete_json(reply, model.name, input_tokens)
+            elif path == RESPONSES_PATH:
+                payload = responses_rendering.response_json(reply, body, model.name, input_tokens)
             else:
                 payload = rendering.chat_completion(
                     reply, model.name, input_tokens, model.is_claude
@@ -412,6 +425,8 @@ class _CortexHandler(tornado.web.RequestHandler):
             frames = rendering.anthropic_stream(reply, model.name, input_tokens)
         elif path == COMPLETE_PATH:
             frames = complete_rendering.complete_stream(reply, model.name, input_tokens)
+        elif path == RESPONSES_PATH:
+            frames = responses_rendering.response_stream(reply, body, model.name, input_tokens)
         else:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             frames = rendering.chat_stream(
@@ -466,6 +481,9 @@ class _CortexHandler(tornado.web.RequestHandler):
             self.write(b'event: message_start\ndata: {"type": "message_start", "message": {bro\n\n')
             self.write(b"data: \x00\x01 this is not json\n\n")
             self.write(b"event: content_block_delta\ndata: [1, 2\n\n")
+        elif path == RESPONSES_PATH:
+            self.write(b'event: response.created\ndata: {"type": "response.created", "resp\n\n')
+            self.write(b"event: response.output_text.delta\ndata: not json at all\n\n")
         else:
             self.write(b'data: {"id": "chatcmpl-broken", "choices": [{\n\n')
             self.write(b"data: not json at all\n\n")
