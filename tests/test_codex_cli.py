@@ -17,7 +17,7 @@ import pytest
 
 from jupyter_cortex_claude.claude_env import claude_code_environment
 from jupyter_cortex_claude.codex_home import write_codex_home
-from jupyter_cortex_claude.testing import CHAT_PATH, Fault, Reply
+from jupyter_cortex_claude.testing import CHAT_PATH, RESPONSES_PATH, Fault, Reply
 
 from .clients import CodexRun, codex_executable, run_codex_headless
 from .conftest import RunningGateway, emulator_config
@@ -38,8 +38,13 @@ def headless_codex() -> list[str]:
 
 
 @pytest.fixture
-def cortex_claude_config(cortex_emulator: Any) -> dict[str, Any]:
-    return emulator_config(cortex_emulator, codex_command=shlex.join(headless_codex()))
+def cortex_claude_config(cortex_emulator: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Tests parametrize this fixture indirectly with extra ``c.CortexClaude`` settings."""
+    return emulator_config(
+        cortex_emulator,
+        codex_command=shlex.join(headless_codex()),
+        **getattr(request, "param", {}),
+    )
 
 
 class CodexTask:
@@ -67,8 +72,11 @@ class CodexTask:
         )
 
     def chat_requests(self) -> list[dict]:
+        return self.requests_to(CHAT_PATH)
+
+    def requests_to(self, path: str) -> list[dict]:
         requests = self.gateway.emulator.inference_requests()
-        return [request.body for request in requests if request.path == CHAT_PATH]
+        return [request.body for request in requests if request.path == path]
 
 
 def write_hello() -> Reply:
@@ -98,6 +106,30 @@ async def test_codex_writes_a_file_through_jupyter(
         .headers["authorization"]
         .endswith("test-pat-0123456789")
     )
+
+
+@pytest.mark.parametrize(
+    "cortex_claude_config", [{"responses_upstream": "responses"}], indirect=True
+)
+async def test_codex_writes_a_file_through_cortex_responses_api(
+    running_gateway: RunningGateway, tmp_path: Path
+) -> None:
+    """The opt-in upstream: an OpenAI model answered by Cortex's (emulated) Responses API."""
+    task = CodexTask(running_gateway, tmp_path)
+    running_gateway.emulator.script(write_hello(), Reply.text(FINAL_ANSWER))
+
+    run = await task.run("create hello.txt containing hi", model="openai-gpt-5")
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (task.project / "hello.txt").read_text() == "hi\n"
+    assert run.agent_messages()[-1] == FINAL_ANSWER
+    assert task.chat_requests() == []
+    first, second = task.requests_to(RESPONSES_PATH)
+    assert first["model"] == second["model"] == "openai-gpt-5"
+    assert first["stream"] is True
+    call, output = second["input"][-2:]
+    assert (call["type"], call["name"]) == ("function_call", "exec_command")
+    assert output["type"] == "function_call_output" and output["call_id"] == call["call_id"]
 
 
 async def test_codex_streams_a_text_answer(running_gateway: RunningGateway, tmp_path: Path) -> None:

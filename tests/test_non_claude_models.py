@@ -219,6 +219,80 @@ async def test_claude_upstream_chat_serves_claude_through_chat_completions(
     assert last_chat_request(running_gateway)["model"] == "claude-sonnet-4-5"
 
 
+@pytest.mark.parametrize("cortex_claude_config", [{"claude_upstream": "chat"}], indirect=True)
+async def test_claude_thinks_on_chat_except_inside_a_tool_loop(
+    running_gateway: RunningGateway,
+) -> None:
+    """Cortex's Chat API cannot take Claude's signed thinking back, and Bedrock refuses a tool loop
+    whose assistant turn has lost it: thinking is on for a new turn, off inside the loop."""
+    running_gateway.emulator.script(
+        Reply.thinking_then_tool_use("Look it up.", "get_weather", {"city": "Oslo"}),
+        Reply.text("Sunny in Oslo."),
+    )
+    client = running_gateway.anthropic()
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    question = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = await client.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=8000,
+        messages=question,
+        tools=[WEATHER_TOOL],
+        thinking=thinking,
+    )
+    call = next(block for block in first.content if block.type == "tool_use")
+    second = await client.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=8000,
+        messages=[
+            *question,
+            {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}],
+            },
+        ],
+        tools=[WEATHER_TOOL],
+        thinking=thinking,
+    )
+    assert second.content[-1].text == "Sunny in Oslo."
+    requests = [r.body for r in running_gateway.emulator.inference_requests()]
+    assert requests[0]["reasoning"] == {"max_tokens": 2048}
+    assert "reasoning" not in requests[1]
+
+
+def test_the_emulator_refuses_claude_thinking_inside_a_tool_loop_on_chat(
+    cortex_emulator: Any,
+) -> None:
+    body = {
+        "model": "claude-sonnet-4-5",
+        "reasoning": {"effort": "low"},
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "reasoning": "Look it up.",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ],
+    }
+    headers = {"Authorization": "Bearer test-pat-0123456789"}
+    refused = httpx.post(cortex_emulator.url + CHAT_PATH, json=body, headers=headers)
+    assert refused.status_code == 400
+    assert "must start with a thinking block" in refused.json()["message"]
+    del body["reasoning"]
+    assert (
+        httpx.post(cortex_emulator.url + CHAT_PATH, json=body, headers=headers).status_code == 200
+    )
+
+
 async def test_a_404_from_the_messages_api_switches_claude_to_chat_completions_for_good(
     running_gateway: RunningGateway,
 ) -> None:

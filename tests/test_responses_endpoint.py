@@ -146,6 +146,35 @@ async def test_claude_thinking_arrives_as_a_reasoning_summary(
     assert chat_requests(running_gateway)[0]["reasoning"] == {"effort": "low"}
 
 
+async def test_claude_with_reasoning_effort_thinks_except_inside_a_tool_loop(
+    running_gateway: RunningGateway,
+) -> None:
+    """Codex on Claude with an effort set: thinking on the first request of a turn, off while the
+    turn's tool calls are answered (Cortex's Chat API cannot take the signed thinking back, and
+    the strict emulator refuses the loop with thinking on, as Bedrock does)."""
+    running_gateway.emulator.script(
+        Reply.thinking_then_tool_use("Look it up.", "get_weather", {"city": "Paris"}),
+        Reply.text("Sunny in Paris."),
+    )
+    client = running_gateway.openai()
+    settings = {
+        "model": "claude-sonnet-4-6",
+        "tools": [WEATHER_TOOL],
+        "reasoning": {"effort": "high"},
+    }
+    first = await client.responses.create(input="Weather in Paris?", **settings)
+    assert [item.type for item in first.output] == ["reasoning", "function_call"]
+    history = [{"role": "user", "content": "Weather in Paris?"}]
+    history += [item.model_dump(exclude_none=True) for item in first.output]
+    call = first.output[1]
+    history.append({"type": "function_call_output", "call_id": call.call_id, "output": "sunny"})
+    second = await client.responses.create(input=history, **settings)
+    assert second.output_text == "Sunny in Paris."
+    first_sent, second_sent = chat_requests(running_gateway)
+    assert first_sent["reasoning"] == {"effort": "high"}
+    assert "reasoning" not in second_sent
+
+
 async def test_stored_conversations_are_refused_with_a_clear_400(
     running_gateway: RunningGateway,
 ) -> None:
