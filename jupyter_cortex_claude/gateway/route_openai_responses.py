@@ -1,7 +1,7 @@
 """Route OpenAI Responses → Cortex Chat Completions: the Codex CLI (and ``responses.create``) on Cortex.
 
 Cortex's own Responses API is a preview for OpenAI models only, so every model goes through Chat
-Completions: :mod:`.openai_responses_request` turns the request into a Chat Completions body, the
+Completions by default (OpenAI models may opt in to it: :mod:`.route_cortex_responses`): :mod:`.openai_responses_request` turns the request into a Chat Completions body, the
 chat shaping (:mod:`.openai_chat_request`) makes it acceptable to Cortex, one
 :class:`~.exchange.Exchange` carries it, and :mod:`.openai_responses_answer` turns Cortex's chunks
 into Responses events as they arrive. The ledger records it as endpoint ``openai-responses``.
