@@ -9,6 +9,7 @@ conversion. Every item must come back with its call id, name, namespace, argumen
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -16,10 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jupyter_cortex_claude.gateway.cortex_chat import completion_as_chunks
+from jupyter_cortex_claude.gateway.cortex_responses_request import shape_cortex_responses_request
+from jupyter_cortex_claude.gateway.model_ids import resolve_model
 from jupyter_cortex_claude.gateway.openai_chat_answer import data_line
+from jupyter_cortex_claude.gateway.openai_chat_request import ChatShapingPolicy, shape_chat_request
 from jupyter_cortex_claude.gateway.openai_responses_answer import ResponsesAnswer
 from jupyter_cortex_claude.gateway.openai_responses_request import responses_to_chat
 from jupyter_cortex_claude.gateway.sse import SSESplitter, event_json
+from jupyter_cortex_claude.snowflake.models import ModelCatalogue
+from jupyter_cortex_claude.testing.catalogue import ModelTable
+from jupyter_cortex_claude.testing.responses_validation import validate_responses_request
 
 texts = st.text(min_size=1, max_size=30).filter(lambda text: text.strip() != "")
 json_values = st.recursive(
@@ -274,3 +281,59 @@ def test_responses_items_survive_the_trip_through_chat_completions(
         assert [essence(item) for item in final] == [essence(item) for item in run]
         done = [event["item"] for event in events if event["type"] == "response.output_item.done"]
         assert done == final
+
+
+# --- the opt-in upstream: Cortex's own Responses API --------------------------------------------
+
+CATALOGUE = ModelCatalogue()
+CHAT_POLICY = ChatShapingPolicy(
+    catalogue=CATALOGUE,
+    model_map={},
+    family_models={},
+    default_model="openai-gpt-5",
+    resolve=functools.partial(
+        resolve_model,
+        model_map={},
+        family_models={},
+        default_model="openai-gpt-5",
+        catalogue=CATALOGUE,
+    ),
+)
+EMULATED_MODELS = ModelTable(None, 16384, None)
+
+
+@given(histories(), st.sampled_from([None, "minimal", "xhigh"]), st.integers(1, 200_000))
+@settings(max_examples=60, deadline=None)
+def test_random_codex_inputs_shaped_for_cortex_responses_are_accepted_and_keep_every_call(
+    items: list[dict[str, Any]], effort: str | None, limit: int
+) -> None:
+    body: dict[str, Any] = {
+        "model": "openai-gpt-5",
+        "input": items,
+        "tools": TOOLS,
+        "stream": True,
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+        "max_output_tokens": limit,
+        "reasoning": {"summary": "auto", **({"effort": effort} if effort else {})},
+    }
+    translation = responses_to_chat(body)
+    chat = shape_chat_request(translation.chat_body, CHAT_POLICY)
+    shaped = shape_cortex_responses_request(body, translation, chat)
+    validate_responses_request(shaped.body, EMULATED_MODELS)  # raises on a refusal
+    sent_calls = [item for item in shaped.body["input"] if item["type"].endswith("call")]
+    made = [item for item in items if item.get("type", "").endswith("call")]
+    assert [call["call_id"] for call in sent_calls] == [call["call_id"] for call in made]
+    for sent, original in zip(sent_calls, made, strict=True):
+        name = original["name"]
+        if original.get("namespace"):
+            name = f"{original['namespace']}__{name}"
+        assert sent["name"] == name
+        assert sent.get("arguments", sent.get("input")) == original.get(
+            "arguments", original.get("input")
+        )
+    texts_sent = json.dumps(shaped.body["input"])
+    for item in items:
+        for part in item.get("content") or []:
+            if isinstance(part, dict):
+                assert json.dumps(part["text"])[1:-1] in texts_sent

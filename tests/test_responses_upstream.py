@@ -17,7 +17,10 @@ import httpx
 import openai
 import pytest
 
-from jupyter_cortex_claude.gateway.sse import SSESplitter, event_json
+from jupyter_cortex_claude.gateway.cortex_responses_answer import ResponsesEventRelay
+from jupyter_cortex_claude.gateway.openai_responses_request import ToolNames
+from jupyter_cortex_claude.gateway.sse import SSESplitter, event_json, format_event
+from jupyter_cortex_claude.gateway.usage import UsageRecord
 from jupyter_cortex_claude.testing import (
     CHAT_PATH,
     RESPONSES_PATH,
@@ -26,6 +29,7 @@ from jupyter_cortex_claude.testing import (
     Reply,
     TextBlock,
     ThinkingBlock,
+    responses_rendering,
 )
 
 from .conftest import RunningGateway, emulator_config
@@ -337,3 +341,40 @@ def test_the_emulator_refuses_what_a_stateless_openai_only_responses_api_cannot_
     )
     assert ok.status_code == 200, ok.text
     assert ok.json()["object"] == "response"
+
+
+# --- the relay, one function at a time --------------------------------------------------------------
+
+
+def _relay(model: str = "openai-gpt-5") -> tuple[ResponsesEventRelay, UsageRecord]:
+    record = UsageRecord("openai-responses", "test/1", model, model, True)
+    return ResponsesEventRelay(model, ToolNames(), record), record
+
+
+@pytest.mark.parametrize("cut", [1, 7, 64, 100_000])
+def test_the_relay_passes_a_complete_answer_through_byte_for_byte_however_it_is_cut(
+    cut: int,
+) -> None:
+    reply = Reply.tool_use("get_weather", {"city": "Oslo"}, text="Checking the weather.")
+    frames = responses_rendering.response_stream(
+        reply, {"tools": [WEATHER_TOOL]}, "openai-gpt-5", 9
+    )
+    raw = b"".join(frame.data for frame in frames)
+    relay, record = _relay()
+    out = b"".join(relay.feed(raw[i : i + cut]) for i in range(0, len(raw), cut))
+    out += relay.finish(None)
+    assert out == raw
+    assert not relay.failed
+    assert (record.input_tokens, record.output_tokens > 0) == (9, True)
+
+
+def test_an_error_event_from_cortex_is_followed_by_response_failed() -> None:
+    relay, _ = _relay()
+    created = {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1"}}
+    error = {"type": "error", "code": "server_error", "message": "boom", "sequence_number": 1}
+    out = relay.feed(format_event("response.created", created) + format_event("error", error))
+    events = [event_json(event) for event in SSESplitter().feed(out)]
+    assert [e["type"] for e in events] == ["response.created", "error", "response.failed"]
+    assert events[-1]["sequence_number"] == 2
+    assert "boom" in events[-1]["response"]["error"]["message"]
+    assert relay.failed and relay.finish(None) == b""
