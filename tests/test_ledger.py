@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from jupyter_cortex_claude.gateway.ledger import UsageLedger, parse_since
+from jupyter_cortex_claude.gateway.ledger import (
+    SCHEMA_VERSION,
+    LedgerSchemaError,
+    UsageLedger,
+    open_ledger,
+    parse_since,
+)
 from jupyter_cortex_claude.gateway.usage import UsageRecord
 from jupyter_cortex_claude.testing import CortexEmulator, Reply
 
@@ -276,3 +283,124 @@ def test_aggregates_price_tokens_per_model_and_merge_groups(tmp_path: Path) -> N
     assert parse_since("1970-01-02") == 86400.0
     with pytest.raises(ValueError):
         parse_since("yesterday-ish")
+
+
+async def test_the_ledger_a_server_writes_is_0600_files_in_a_0700_folder(
+    running_gateway: RunningGateway, tmp_path: Path
+) -> None:
+    """Who used which model when is nobody else's business on a shared machine (issue 11, L8)."""
+    client = running_gateway.anthropic()
+    await client.messages.create(
+        model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert running_gateway.service.ledger.flush()
+    folder = tmp_path / "ledger"
+    files = [folder / name for name in ("usage.sqlite", "usage.sqlite-wal", "usage.sqlite-shm")]
+    assert all(file.exists() for file in files)  # the WAL files are open while the server runs
+    assert oct(folder.stat().st_mode & 0o777) == oct(0o700)
+    assert {file.name: oct(file.stat().st_mode & 0o777) for file in files} == {
+        file.name: oct(0o600) for file in files
+    }
+
+
+def test_a_ledger_an_older_version_left_readable_is_made_private(tmp_path: Path) -> None:
+    """The default folder (the ledger's own) and files created 0644/0755 before the fix."""
+    folder = tmp_path / "jupyter-data" / "cortex_claude"  # conftest's JUPYTER_DATA_DIR
+    folder.mkdir(parents=True, mode=0o755)
+    os.chmod(folder, 0o755)
+    database = folder / "usage.sqlite"
+    sqlite3.connect(database).close()
+    os.chmod(database, 0o644)
+    ledger = UsageLedger()
+    assert ledger.path == database
+    ledger.record(_record("after-upgrade"))
+    ledger.flush()
+    modes = {path.name: oct(path.stat().st_mode & 0o777) for path in folder.iterdir()}
+    ledger.close()
+    assert oct(folder.stat().st_mode & 0o777) == oct(0o700)
+    assert modes == {
+        "usage.sqlite": oct(0o600),
+        "usage.sqlite-wal": oct(0o600),
+        "usage.sqlite-shm": oct(0o600),
+    }
+
+
+def test_a_batch_sqlite_refuses_is_kept_and_written_once_it_can(tmp_path: Path) -> None:
+    """A failed commit (here a real SQLite abort, as a full disk or an I/O error gives) is retried,
+    not dropped (issue 11, L1); flush() reports that the rows are not written yet."""
+    database = tmp_path / "usage.sqlite"
+    UsageLedger(database).close()
+    control = sqlite3.connect(database, isolation_level=None)
+    control.executescript(
+        """
+        CREATE TABLE refuse (flag INTEGER);
+        INSERT INTO refuse VALUES (1);
+        CREATE TRIGGER refuse_inserts BEFORE INSERT ON usage
+        WHEN (SELECT flag FROM refuse) BEGIN SELECT RAISE(ABORT, 'disk I/O error (test)'); END;
+        """
+    )
+    ledger = UsageLedger(database, commit_interval=0.01)
+    for number in range(3):
+        ledger.record(_record(f"while-refused-{number}"))
+    assert not ledger.flush(timeout=1.0)  # not written, and flush says so
+    assert _ledger_rows(database) == []
+    control.execute("UPDATE refuse SET flag = 0")
+    ledger.record(_record("after"))
+    assert ledger.flush(timeout=30.0)
+    ledger.close()
+    control.close()
+    assert [row["request_id"] for row in _ledger_rows(database)] == [
+        "while-refused-0",
+        "while-refused-1",
+        "while-refused-2",
+        "after",
+    ]
+
+
+def test_rows_still_refused_at_close_are_retried_before_giving_up(tmp_path: Path) -> None:
+    database = tmp_path / "usage.sqlite"
+    UsageLedger(database).close()
+    blocker = sqlite3.connect(database, isolation_level=None)
+    blocker.execute("CREATE TABLE refuse (flag INTEGER)")
+    blocker.execute("INSERT INTO refuse VALUES (1)")
+    blocker.execute(
+        "CREATE TRIGGER refuse_inserts BEFORE INSERT ON usage WHEN (SELECT flag FROM refuse) "
+        "BEGIN SELECT RAISE(ABORT, 'refused (test)'); END"
+    )
+    ledger = UsageLedger(database, commit_interval=0.01)
+    ledger.record(_record("queued-before-close"))
+    assert not ledger.flush(timeout=0.3)
+    blocker.execute("UPDATE refuse SET flag = 0")  # SQLite recovers while the server stops
+    ledger.close()
+    blocker.close()
+    assert [row["request_id"] for row in _ledger_rows(database)] == ["queued-before-close"]
+
+
+def test_the_ledger_carries_a_schema_version_and_upgrades_an_unversioned_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "usage.sqlite"
+    # A file as the ledger wrote it before it had a version: same table, user_version 0.
+    UsageLedger(database).close()
+    old = sqlite3.connect(database, isolation_level=None)
+    old.execute(
+        "INSERT INTO usage (time, endpoint, client, client_model, cortex_model, stream, status, "
+        "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, retries, request_id) "
+        "VALUES (1.0, 'anthropic', 'c', 'm', 'm', 1, 200, 1, 2, 0, 0, 0, 'old-row')"
+    )
+    old.execute("PRAGMA user_version = 0")
+    old.close()
+
+    UsageLedger(database).close()
+    check = sqlite3.connect(database)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 1
+    check.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")  # as a newer release would
+    check.commit()
+    check.close()
+    assert [row["request_id"] for row in _ledger_rows(database)] == ["old-row"]
+
+    with pytest.raises(LedgerSchemaError, match="upgrade the package"):
+        UsageLedger(database)
+    with caplog.at_level("WARNING", logger="jupyter_cortex_claude.ledger"):
+        assert open_ledger(str(database), {}) is None  # the gateway runs on, unrecorded
+    assert "newer than this jupyter-cortex-claude" in caplog.text

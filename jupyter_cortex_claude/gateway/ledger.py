@@ -6,13 +6,23 @@ client, models, token counts, timing, outcome, request id), never prompt or answ
 
 Writes never block a request: :meth:`UsageLedger.record` only puts a tuple on a queue, and one writer
 thread drains it in batches, each batch one transaction. The database runs in WAL mode, so a process
-killed mid-write loses at most the batch in flight and never leaves a half-written row or a corrupt
-file (SQLite's atomic commit), and readers (``GET cortex-claude/usage``) never wait for the writer.
+killed mid-write never leaves a half-written row or a corrupt file (SQLite's atomic commit), and
+readers (``GET cortex-claude/usage``) never wait for the writer.
+
+What a crash can lose: a batch is committed ``commit_interval`` (250 ms) after its first row, so a
+``kill -9`` loses the requests that finished in the last ~250 ms (plus any batch SQLite was refusing
+at that moment). A batch whose commit fails (locked, disk full, I/O error) is kept and retried with
+backoff, never dropped; a clean stop (``close()``, the server's shutdown) commits everything queued.
+
+The file holds who used which model when: it is created 0600 in a 0700 folder (as are SQLite's
+``-wal``/``-shm`` files, which take the database's mode). ``PRAGMA user_version`` carries the schema
+version; :data:`_MIGRATIONS` brings an older file up to date when it is opened.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -67,7 +77,7 @@ GROUPS = {
     "status": "status",
 }
 
-_SCHEMA = f"""
+_CREATE_USAGE_V1 = f"""
 CREATE TABLE IF NOT EXISTS usage (
     id INTEGER PRIMARY KEY,
     time REAL NOT NULL,
@@ -83,9 +93,15 @@ CREATE TABLE IF NOT EXISTS usage (
     retries INTEGER NOT NULL,
     error TEXT,
     request_id TEXT
-);
-CREATE INDEX IF NOT EXISTS usage_time ON usage (time);
-"""
+)"""
+# Schema migrations, in order: _MIGRATIONS[n] (its statements) takes a file from user_version n to
+# n + 1. A file written before the ledger had a version (user_version 0) already has the version-1
+# table, which `IF NOT EXISTS` leaves as is. To change the schema, append a step, never edit one:
+# e.g. ("ALTER TABLE usage ADD COLUMN x TEXT",), with readers that tolerate the old rows' NULLs.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (_CREATE_USAGE_V1, "CREATE INDEX IF NOT EXISTS usage_time ON usage (time)"),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 _STOP = object()
@@ -111,6 +127,59 @@ def estimate_credits(
     return total / 1_000_000
 
 
+class LedgerSchemaError(sqlite3.DatabaseError):
+    """The file was written by a newer jupyter-cortex-claude (a schema this one does not know)."""
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION`, each step and its version in one transaction.
+
+    The version is read inside the transaction: two servers opening one file at once run each
+    step once."""
+    while True:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise LedgerSchemaError(
+                    f"{path} has usage-ledger schema version {version}, newer than this "
+                    f"jupyter-cortex-claude's {SCHEMA_VERSION}: upgrade the package, or point "
+                    "c.CortexClaude.usage_db_path at another file"
+                )
+            if version == SCHEMA_VERSION:
+                connection.execute("COMMIT")
+                return
+            for statement in _MIGRATIONS[version]:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {version + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        log.debug("usage ledger %s migrated to schema version %d", path, version + 1)
+
+
+def _private_file(path: Path) -> None:
+    """Create the ledger 0600 in a 0700 folder, and tighten a file an older version left 0644.
+
+    Only folders this call creates are set to 0700: a configured ``usage_db_path`` may sit in a
+    folder shared with other things. The default folder (``<jupyter data>/cortex_claude``) is the
+    ledger's own and is tightened too. SQLite creates ``-wal`` and ``-shm`` with the database's
+    permissions (sqlite.org/src os_unix.c, findCreateFileMode), so a 0600 database gives 0600 ones.
+    """
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+    own = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    if path.parent == default_ledger_path().parent:
+        own.append(path.parent)
+    os.close(os.open(path, os.O_CREAT | os.O_RDONLY, 0o600))
+    for item in own:
+        if item.exists() and item.stat().st_mode & 0o077 and item.stat().st_uid == os.getuid():
+            os.chmod(item, 0o700 if item.is_dir() else 0o600)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, timeout=30, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -128,15 +197,19 @@ class UsageLedger:
         prices: Mapping[str, Mapping[str, float]] | None = None,
         batch_size: int = 500,
         commit_interval: float = 0.25,
+        max_pending: int = 100_000,
     ) -> None:
         self.path = Path(path) if path else default_ledger_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.prices = dict(prices or DEFAULT_MODEL_PRICES)
         self.batch_size = batch_size
         self.commit_interval = commit_interval
+        # Rows held in memory while SQLite refuses commits (~200 bytes each): beyond this the
+        # oldest are dropped, with an error in the log, rather than growing without bound.
+        self.max_pending = max_pending
+        _private_file(self.path)
         setup = _connect(self.path)
         try:
-            setup.executescript(_SCHEMA)
+            _migrate(setup, self.path)
         finally:
             setup.close()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -189,38 +262,87 @@ class UsageLedger:
 
     def _write_loop(self) -> None:
         connection = _connect(self.path)
+        pending: list[tuple[Any, ...]] = []  # rows not yet committed, oldest first
+        waiting: list[threading.Event] = []  # flush() calls waiting for `pending` to empty
+        retry_delay = 0.0  # > 0 while SQLite refuses commits
         try:
             stopping = False
             while not stopping:
-                items = [self._queue.get()]
+                try:
+                    first = self._queue.get(timeout=retry_delay or None)
+                except queue.Empty:  # nothing new: time to retry the pending rows
+                    items: list[Any] = []
+                else:
+                    items = [first]
                 # Gather rows for a short while before committing: one commit per request woke this
                 # thread on every request and cost the event loop the GIL (benchmarks/ profile).
                 deadline = time.monotonic() + self.commit_interval
-                while len(items) < self.batch_size and isinstance(items[-1], tuple):
+                while items and len(items) < self.batch_size and isinstance(items[-1], tuple):
                     try:
                         items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                     except queue.Empty:
                         break
-                rows = [item for item in items if isinstance(item, tuple)]
-                if rows:
-                    self._commit(connection, rows)
-                for item in items:
-                    if isinstance(item, threading.Event):
-                        item.set()
-                    elif item is _STOP:
-                        stopping = True
+                pending.extend(item for item in items if isinstance(item, tuple))
+                waiting.extend(item for item in items if isinstance(item, threading.Event))
+                stopping = any(item is _STOP for item in items)
+                if pending:
+                    if self._commit(connection, pending, quiet=retry_delay > 0):
+                        if retry_delay:
+                            log.warning("usage ledger %s writable again", self.path)
+                        pending, retry_delay = [], 0.0
+                    else:
+                        retry_delay = min(max(retry_delay * 2, 0.1), 5.0)
+                        self._drop_beyond_limit(pending)
+                if not pending:
+                    for event in waiting:
+                        event.set()
+                    waiting.clear()
+            if pending:
+                # close(): a few last tries, then say how much is lost.
+                for delay in (0.1, 0.5, 1.0):
+                    time.sleep(delay)
+                    if self._commit(connection, pending, quiet=True):
+                        pending = []
+                        break
+                if pending:
+                    log.error(
+                        "usage ledger %s: %d rows not written at shutdown", self.path, len(pending)
+                    )
+            for event in waiting:
+                event.set()
         finally:
             connection.close()
 
-    def _commit(self, connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def _drop_beyond_limit(self, pending: list[tuple[Any, ...]]) -> None:
+        excess = len(pending) - self.max_pending
+        if excess > 0:
+            del pending[:excess]
+            log.error(
+                "usage ledger %s: %d oldest rows dropped (still not writable)", self.path, excess
+            )
+
+    def _commit(
+        self, connection: sqlite3.Connection, rows: list[tuple[Any, ...]], *, quiet: bool = False
+    ) -> bool:
+        """One transaction for the batch; False (rolled back, rows kept by the caller) on failure."""
         try:
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany(_INSERT, rows)
             connection.execute("COMMIT")
-        except sqlite3.Error:
-            log.exception("could not write %d usage rows to %s", len(rows), self.path)
+            return True
+        except sqlite3.Error as error:
+            if quiet:  # the first failure was logged with its traceback; retries only at debug
+                log.debug("usage ledger %s still not writable: %s", self.path, error)
+            else:
+                log.warning(
+                    "could not write %d usage rows to %s (%s); kept and retried",
+                    len(rows),
+                    self.path,
+                    error,
+                )
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
+            return False
 
     # -- reading ------------------------------------------------------------------------------
 
