@@ -4,6 +4,7 @@
     cortex-claude codex [options] [-- codex args]   the same with the Codex CLI
     cortex-claude serve [options]                   run only the gateway; print its URL and key
     cortex-claude demo [options] [-- lab args]      JupyterLab with the extension, offline emulator
+    cortex-claude settings                          every c.CortexClaude setting, default and help
 
 Settings, first match wins: command-line flags; a ``--config`` file (traitlets, ``c.CortexClaude``);
 ``SNOWFLAKE_*`` environment variables; ``connections.toml``; built-in defaults. With no account
@@ -38,7 +39,7 @@ from .standalone import start_gateway_server
 log = logging.getLogger("jupyter_cortex_claude")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-COMMANDS = ("launch", "codex", "serve", "demo")
+COMMANDS = ("launch", "codex", "serve", "demo", "settings")
 
 # flag → CortexClaude trait; --model also becomes Claude Code's starting model (terminal_model).
 FLAG_TRAITS = {
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=COMMANDS,
         default="launch",
         help="launch (default): gateway + claude; codex: gateway + Codex CLI; serve: gateway "
-        "only; demo: JupyterLab demo",
+        "only; demo: JupyterLab demo; settings: list every c.CortexClaude setting",
     )
     parser.add_argument("--connection", help="connections.toml section to use")
     parser.add_argument("--account", help="Snowflake account identifier (SNOWFLAKE_ACCOUNT)")
@@ -276,12 +277,31 @@ def demo_argv(args: argparse.Namespace, lab_args: list[str]) -> list[str]:
     return argv + lab_args
 
 
+# -- cortex-claude settings ---------------------------------------------------------------------
+
+
+def settings_listing() -> str:
+    """Every ``CortexClaude`` setting with its type, default and help (traitlets' own listing).
+
+    ``jupyter server --help-all`` cannot show them: it lists the server's classes before any
+    extension is loaded."""
+    return (
+        "Settings of jupyter-cortex-claude: `c.CortexClaude.<name> = ...` in "
+        "jupyter_server_config.py (or a `cortex-claude --config` file), or "
+        "`--CortexClaude.<name>=...` on the jupyter command line.\n\n"
+        + CortexClaude.class_get_help()
+    )
+
+
 # -- entry point -------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     own_args, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(own_args)
+    if args.command == "settings":
+        print(settings_listing())
+        return 0
     configure_logging(args.verbose, logging.ERROR if args.command == "launch" else logging.WARNING)
     warn_if_exposed(args.host)
     if args.command == "demo":

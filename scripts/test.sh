@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Run the whole test suite: installs the package with its test extras, the pinned Claude Code and
-# Codex CLIs (into .cache/, not globally) and, when missing and possible, Chromium for the browser test.
-# Usage: bash scripts/test.sh [pytest args...]
+# Run the whole test suite: installs the package with its test extras into the active virtual
+# environment (never into a system Python), the pinned Claude Code and Codex CLIs and the agents' own venvs
+# into .cache/ (git-ignored), and, when missing and possible, Chromium for the browser test.
+# Usage: bash scripts/test.sh [pytest args...]   (PYTHON=/path/to/venv/bin/python to choose one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLAUDE_CODE_VERSION="2.1.330"
 PYTHON="${PYTHON:-python3}"
+
+# pip install -e ".[test]" below would otherwise land in whatever python3 is first on PATH.
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.prefix != sys.base_prefix else 1)'; then
+  cat >&2 <<EOF_REFUSE
+scripts/test.sh: $PYTHON ($("$PYTHON" -c 'import sys; print(sys.prefix)' 2>/dev/null || echo '?')) is not a virtual environment; nothing was installed.
+The tests install jupyter-cortex-claude and its test extras with pip. Make a venv first:
+  python3 -m venv .venv && . .venv/bin/activate && bash scripts/test.sh
+EOF_REFUSE
+  exit 2
+fi
 
 "$PYTHON" -m pip install --quiet --upgrade pip
 "$PYTHON" -m pip install --quiet -e ".[test]"

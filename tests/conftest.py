@@ -6,6 +6,7 @@ import importlib.util
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
@@ -13,7 +14,17 @@ from jupyter_server.utils import url_path_join
 
 from jupyter_cortex_claude.testing import CortexEmulator
 
-pytest_plugins = ["pytest_jupyter.jupyter_server", "tests.canned_server"]
+EMULATOR_PLUGIN = "jupyter_cortex_claude.testing.pytest_plugin"
+# The emulator's fixtures are an opt-in plugin (no pytest11 entry point: a user's own pytest runs
+# must not import the emulator); this is the line a project adds to use them. An environment
+# installed before the entry point was removed still registers it until reinstalled (pytest
+# refuses the same plugin twice), so then it is not named again.
+_installed_plugins = {entry.value for entry in entry_points(group="pytest11")}
+pytest_plugins = [
+    "pytest_jupyter.jupyter_server",
+    *([] if EMULATOR_PLUGIN in _installed_plugins else [EMULATOR_PLUGIN]),
+    "tests.canned_server",
+]
 
 # tests/jupyterai needs jupyter-ai, whose Jupyternaut extra holds python-dateutil below what the rest
 # of the suite installs: scripts/test.sh runs that folder in a venv of its own (.cache/jupyter-ai-*).

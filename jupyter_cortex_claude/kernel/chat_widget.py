@@ -30,7 +30,9 @@ def _import_widgets() -> Any:
         import ipywidgets
     except ImportError:
         raise ImportError(
-            "The chat widget needs ipywidgets 8: pip install 'jupyter-cortex-claude[widgets]'"
+            "The chat widget needs ipywidgets 8, which the README's install (`pip install "
+            "'jupyter-cortex-claude[lab]'`) includes; in a kernel's own environment: pip install "
+            "'jupyter-cortex-claude[kernel]'"
         ) from None
     return ipywidgets
 

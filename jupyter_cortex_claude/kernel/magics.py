@@ -165,6 +165,8 @@ def status_text(endpoint: Any, health: dict[str, Any], models: list[str] | None)
     lines += [f"  {name + ':':<15}{value}" for name, value in rows if value]
     if health.get("claude_installed") is False and health.get("claude_install_hint"):
         lines.append(f"  Claude Code:   {health['claude_install_hint']}")
+    if health.get("labextension_installed") is False and health.get("labextension_hint"):
+        lines.append(f"  JupyterLab:    {health['labextension_hint']}")
     return "\n".join(lines)
 
 

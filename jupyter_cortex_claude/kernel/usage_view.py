@@ -190,7 +190,10 @@ def plot_tokens_over_time(groups: list[dict[str, Any]]) -> None:
     try:
         import matplotlib.pyplot as plt
     except ImportError:
-        print("(install matplotlib for a plot of tokens by model over time)")
+        print(
+            "(no plot: matplotlib is missing from this kernel's environment; "
+            "pip install 'jupyter-cortex-claude[kernel]')"
+        )
         return
     if not groups:
         return

@@ -19,6 +19,7 @@ from ..gateway_key import (
     read_persistent_key,
 )
 from ..service import GatewayService
+from .frontend import frontend_status
 from .handlers import JupyterAuthBase, routes
 from .jupyternaut import offer_or_seed_jupyternaut
 from .terminals import configure_terminal_environment
@@ -36,6 +37,7 @@ class CortexClaudeApp(ExtensionApp):
     def initialize_settings(self) -> None:
         self.service = GatewayService(CortexClaude(parent=self), logger=self.log)
         self.settings["cortex_claude_service"] = self.service
+        self.settings["cortex_claude_frontend"] = frontend_status(self.log)
         # Written now, before the server listens, so a kernel or terminal started at once finds it.
         key_file = Path(self.serverapp.runtime_dir) / f"cortex-claude-gateway-{os.getpid()}.json"
         self.service.key.write(key_file, url=self.gateway_url(self.serverapp))

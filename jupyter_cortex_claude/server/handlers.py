@@ -306,7 +306,9 @@ class OpenAIModels(StreamedBody, GatewayHandlerMixin):
 class Health(StreamedBody, GatewayHandlerMixin):
     async def get(self) -> None:
         await self.service.start()
-        await self.send_reply(JsonReply(200, self.service.health()))
+        # Under Jupyter, also whether the JupyterLab extension is installed (server/frontend.py).
+        frontend = self.settings.get("cortex_claude_frontend", {})
+        await self.send_reply(JsonReply(200, {**self.service.health(), **frontend}))
 
 
 class Usage(StreamedBody, GatewayHandlerMixin):

@@ -15,12 +15,33 @@ OAUTH = "oauth"
 PASSWORD = "snowflake"
 PASSWORD_MFA = "username_password_mfa"
 EXTERNAL_BROWSER = "externalbrowser"
+# Logins the connector implements and the gateway hands to it (snowflake/session_credentials.py).
+WORKLOAD_IDENTITY = "workload_identity"
+OAUTH_AUTHORIZATION_CODE = "oauth_authorization_code"
+OAUTH_CLIENT_CREDENTIALS = "oauth_client_credentials"
+OKTA = "okta"  # written as the Okta URL, `https://<org>.okta.com`
 # Found without configuration (snowflake/notebook_detection.py), never written by users.
 SPCS_OAUTH = "spcs_oauth"
 SNOWPARK_SESSION = "snowpark_session"
 
 IMPLEMENTED_AUTHENTICATORS = frozenset(
-    {PAT, KEYPAIR_JWT, OAUTH, PASSWORD, PASSWORD_MFA, EXTERNAL_BROWSER}
+    {
+        PAT,
+        KEYPAIR_JWT,
+        OAUTH,
+        PASSWORD,
+        PASSWORD_MFA,
+        EXTERNAL_BROWSER,
+        WORKLOAD_IDENTITY,
+        OAUTH_AUTHORIZATION_CODE,
+        OAUTH_CLIENT_CREDENTIALS,
+        OKTA,
+    }
+)
+# These log in through the connector and identify the user themselves (from the token, the
+# identity provider or the OAuth client): no `user` needed.
+USERLESS_CONNECTOR_LOGINS = frozenset(
+    {WORKLOAD_IDENTITY, OAUTH_AUTHORIZATION_CODE, OAUTH_CLIENT_CREDENTIALS}
 )
 
 # Spellings users write (the connector takes them case-insensitively) → our normalized kind.
@@ -37,6 +58,7 @@ AUTHENTICATOR_ALIASES: dict[str, str] = {
     "oauth_authorization_code": "oauth_authorization_code",
     "oauth_client_credentials": "oauth_client_credentials",
     "workload_identity": "workload_identity",
+    "okta": OKTA,
 }
 
 
@@ -50,9 +72,9 @@ def choose_authenticator(merged: dict[str, Any], origin: dict[str, str]) -> str:
     if raw:
         name = str(raw).strip().lower()
         if name.startswith("https://"):
-            name = "okta"
+            name = OKTA  # the connector's native Okta SSO: the URL is the authenticator
         kind = AUTHENTICATOR_ALIASES.get(name)
-        if kind is None and name != "okta":
+        if kind is None:
             known = ", ".join(sorted(set(AUTHENTICATOR_ALIASES.values())))
             raise ConfigurationError(
                 f"Unknown authenticator {raw!r} (from {origin['authenticator']}). Known: {known}."

@@ -3,15 +3,17 @@
 Each setting is taken from the first of these that has it, **field by field**:
 
 1. a traitlet set explicitly (``c.CortexClaude.account = ...`` or ``--CortexClaude.account=...``);
-2. a ``SNOWFLAKE_*`` environment variable (``SNOWFLAKE_ACCOUNT``, ``SNOWFLAKE_USER``,
+2. ``SNOWFLAKE_CONNECTIONS_<NAME>_<KEY>`` for the chosen connection (the Snowflake CLI's override);
+3. a ``SNOWFLAKE_*`` environment variable (``SNOWFLAKE_ACCOUNT``, ``SNOWFLAKE_USER``,
    ``SNOWFLAKE_ROLE``, ``SNOWFLAKE_HOST``, ``SNOWFLAKE_PORT``, ``SNOWFLAKE_PROTOCOL``,
    ``SNOWFLAKE_AUTHENTICATOR``, ``SNOWFLAKE_TOKEN`` or ``SNOWFLAKE_PAT``,
    ``SNOWFLAKE_TOKEN_FILE_PATH``, ``SNOWFLAKE_PRIVATE_KEY_FILE`` or ``SNOWFLAKE_PRIVATE_KEY_PATH``,
    ``SNOWFLAKE_PRIVATE_KEY_FILE_PWD`` or ``SNOWFLAKE_PRIVATE_KEY_PASSPHRASE``,
    ``SNOWFLAKE_PRIVATE_KEY_RAW``);
-3. the chosen entry of ``connections.toml``, the file the Snowflake CLI and Python connector share
-   (found and read by :mod:`.connections_toml`);
-4. defaults: host ``<account>.snowflakecomputing.com``, protocol ``https``, the authenticator
+4. the chosen named connection: ``SNOWFLAKE_CONNECTIONS``, else ``connections.toml``, else
+   ``[connections.<name>]`` in ``config.toml``, as the Snowflake connector reads them (found and
+   read by :mod:`.connections_toml`);
+5. defaults: host ``<account>.snowflakecomputing.com``, protocol ``https``, the authenticator
    inferred from the credential given (a private key → key-pair JWT, a token → programmatic access
    token).
 
@@ -31,14 +33,17 @@ from ..config import CortexClaude
 from .authenticators import (
     KEYPAIR_JWT,
     OAUTH,
+    OAUTH_CLIENT_CREDENTIALS,
+    OKTA,
     PASSWORD,
     PASSWORD_MFA,
     PAT,
     SNOWPARK_SESSION,
     SPCS_OAUTH,
+    WORKLOAD_IDENTITY,
     choose_authenticator,
 )
-from .connections_toml import expand_user, read_connections_toml_entry
+from .connections_toml import CONNECTOR_OPTIONS, expand_user, read_named_connection
 from .errors import ConfigurationError
 from .notebook_detection import active_snowpark_session, container_token_file
 
@@ -74,7 +79,10 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, ...]] = {
     "private_key": ("SNOWFLAKE_PRIVATE_KEY_RAW",),
     "password": ("SNOWFLAKE_PASSWORD",),
     "passcode": ("SNOWFLAKE_PASSCODE",),
+    # The connector's own options (OAuth flows, workload identity): SNOWFLAKE_<NAME>.
+    **{option: (f"SNOWFLAKE_{option.upper()}",) for option in CONNECTOR_OPTIONS},
 }
+WORKLOAD_IDENTITY_PROVIDERS = ("AWS", "AZURE", "GCP", "OIDC")
 
 SNOWFLAKE_DOMAIN = ".snowflakecomputing.com"
 
@@ -101,6 +109,9 @@ class SnowflakeConnection:
     passcode: str | None = field(default=None, repr=False)
     # Log in through the Snowflake connector and send its session token, even for PAT/JWT/OAuth.
     connector_login: bool = False
+    # Handed to the connector's login as they are (connections_toml.CONNECTOR_OPTIONS; the Okta
+    # URL as "authenticator"); may hold a client secret, so never shown.
+    connector_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -132,17 +143,19 @@ def resolve_connection(
     when one is, but the settings cannot work (no credential, an unknown authenticator, a missing
     entry).
     """
+    named = read_named_connection(config, environ)
+    overrides = [layer for layer in named if layer[0].startswith("SNOWFLAKE_CONNECTIONS_")]
+    entries = [layer for layer in named if layer not in overrides]
     layers: list[tuple[str, dict[str, Any]]] = [
         ("traitlets", _explicit_traitlets(config)),
+        *overrides,
         ("environment", _environment_settings(environ)),
+        *entries,
     ]
-    toml_label, toml_settings = read_connections_toml_entry(config, environ)
-    if toml_label:
-        layers.append((toml_label, toml_settings))
 
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    for name in CONNECTION_FIELDS:
+    for name in (*CONNECTION_FIELDS, *CONNECTOR_OPTIONS):
         for label, settings in layers:
             if settings.get(name) not in (None, ""):
                 merged[name] = settings[name]
@@ -227,6 +240,8 @@ def _build_connection(
     authenticator = choose_authenticator(merged, origin)
 
     user = merged.get("user") or None
+    connector_options = {name: merged[name] for name in CONNECTOR_OPTIONS if name in merged}
+    _check_connector_login(authenticator, merged, origin, user, connector_options)
     if authenticator == PAT and not (token or token_file_path) and merged.get("password"):
         authenticator = PASSWORD
     if (
@@ -294,7 +309,47 @@ def _build_connection(
         password=merged.get("password") or None,
         passcode=str(merged["passcode"]) if merged.get("passcode") else None,
         connector_login=connector_login,
+        connector_options=connector_options,
     )
+
+
+def _check_connector_login(
+    authenticator: str,
+    merged: dict[str, Any],
+    origin: dict[str, str],
+    user: str | None,
+    options: dict[str, Any],
+) -> None:
+    """What the connector's other logins need, said before the first request instead of after."""
+    if authenticator == OKTA:
+        options["authenticator"] = str(merged["authenticator"]).strip()  # the Okta URL
+        if not (user and merged.get("password")):
+            raise ConfigurationError(
+                "Okta login (authenticator = an https://<org>.okta.com URL) needs the user and "
+                "the Okta password: set `user` and `password` in the connection (or "
+                "SNOWFLAKE_USER and SNOWFLAKE_PASSWORD)."
+            )
+    elif authenticator == OAUTH_CLIENT_CREDENTIALS:
+        missing = [k for k in ("oauth_client_id", "oauth_client_secret") if not options.get(k)]
+        if missing:
+            raise ConfigurationError(
+                "The oauth_client_credentials login needs "
+                + " and ".join(missing)
+                + " (and oauth_token_request_url for an identity provider other than Snowflake) "
+                "in the connection, or SNOWFLAKE_"
+                + "/SNOWFLAKE_".join(m.upper() for m in missing)
+                + "."
+            )
+    elif authenticator == WORKLOAD_IDENTITY:
+        provider = str(options.get("workload_identity_provider") or "").upper()
+        if provider not in WORKLOAD_IDENTITY_PROVIDERS:
+            raise ConfigurationError(
+                f"The workload_identity login needs workload_identity_provider = one of "
+                f"{', '.join(WORKLOAD_IDENTITY_PROVIDERS)} (from "
+                f"{origin.get('workload_identity_provider', 'nowhere')}: "
+                f"{options.get('workload_identity_provider')!r})."
+            )
+        options["workload_identity_provider"] = provider
 
 
 def account_host(account: str) -> str:

@@ -1,11 +1,25 @@
-"""Finding and reading ``connections.toml``, the file the Snowflake CLI and Python connector share.
+"""The named connections the Snowflake CLI and Python connector share, found as they find them.
 
-The file is found as the Snowflake Python connector finds it (``sf_dirs._resolve_platform_dirs``):
-the directory ``$SNOWFLAKE_HOME`` (default ``~/.snowflake``) if it exists, else the platform's config
-directory (``$XDG_CONFIG_HOME/snowflake`` or ``~/.config/snowflake`` on Linux). Its entry is chosen
-by ``c.CortexClaude.connection_name``, else ``SNOWFLAKE_DEFAULT_CONNECTION_NAME``, else a top-level
-``default_connection_name`` (in connections.toml, or in config.toml beside it as the connector reads
-it), else ``default``. :mod:`.connection` merges the entry with traitlets and the environment.
+Where the named connections come from (the connector's ``config_manager``; the first that exists
+is the whole set, they are not merged):
+
+1. ``SNOWFLAKE_CONNECTIONS``: a TOML string of ``[name]`` tables (the connector's environment
+   override of its ``connections`` option);
+2. ``connections.toml`` in the Snowflake folder (it replaces the ``[connections]`` of config.toml);
+3. ``[connections.<name>]`` tables in ``config.toml`` in the same folder.
+
+The folder is found as the connector finds it (``sf_dirs._resolve_platform_dirs``):
+``$SNOWFLAKE_HOME`` (default ``~/.snowflake``) if it exists, else the platform's config directory
+(``$XDG_CONFIG_HOME/snowflake`` or ``~/.config/snowflake`` on Linux).
+
+Which one: ``c.CortexClaude.connection_name``, else ``SNOWFLAKE_DEFAULT_CONNECTION_NAME``, else
+``default_connection_name`` at the top of config.toml (the connector's option), else (ours, kept
+for existing setups) at the top of connections.toml, else ``default``.
+
+``SNOWFLAKE_CONNECTIONS_<NAME>_<KEY>`` (the Snowflake CLI's per-key override, e.g.
+``SNOWFLAKE_CONNECTIONS_PROD_PASSWORD``) sets one key of the chosen connection, above the files and
+the generic ``SNOWFLAKE_<KEY>`` variables, as the CLI's precedence puts it. :mod:`.connection`
+merges these layers with traitlets and the environment.
 """
 
 from __future__ import annotations
@@ -46,6 +60,24 @@ TOML_KEYS: dict[str, tuple[str, ...]] = {
     "password": ("password",),
     "passcode": ("passcode",),
 }
+# Connection parameters the gateway does not use itself but hands to the connector's login for the
+# authenticators it implements (OAuth flows, workload identity); names as the connector takes them.
+CONNECTOR_OPTIONS: tuple[str, ...] = (
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_token_request_url",
+    "oauth_authorization_url",
+    "oauth_redirect_uri",
+    "oauth_scope",
+    "oauth_enable_pkce",
+    "oauth_enable_refresh_tokens",
+    "oauth_enable_single_use_refresh_tokens",
+    "workload_identity_provider",
+    "workload_identity_entra_resource",
+    "workload_identity_impersonation_path",
+    "client_store_temporary_credential",
+)
+SECRET_CONNECTOR_OPTIONS = frozenset({"oauth_client_secret"})
 
 
 def find_connections_toml(environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -55,61 +87,106 @@ def find_connections_toml(environ: Mapping[str, str] = os.environ) -> Path | Non
     return candidate if candidate.is_file() else None
 
 
-def read_connections_toml_entry(
+def read_named_connection(
     config: CortexClaude, environ: Mapping[str, str]
-) -> tuple[str | None, dict[str, Any]]:
-    """The chosen entry's settings under our field names, with a label naming it for messages.
+) -> list[tuple[str, dict[str, Any]]]:
+    """The chosen connection as layers, highest precedence first: ``SNOWFLAKE_CONNECTIONS_<NAME>_*``
+    overrides, then the entry itself; each a label for messages and settings under our names.
 
-    ``(None, {})`` when there is no file, or no entry was asked for and there is no ``default``.
-    Raises :class:`ConfigurationError` for an unreadable file or a missing entry that was asked for.
+    ``[]`` when there are no named connections, or none was asked for and there is no
+    ``default``. Raises :class:`ConfigurationError` for an unreadable source or a connection that
+    was asked for and exists nowhere.
     """
-    path = find_connections_toml(environ)
+    folder = _snowflake_config_dir(environ)
+    source, connections = _named_connections(folder, environ)
     explicit_name = (
         config.connection_name.strip()
         or environ.get("SNOWFLAKE_DEFAULT_CONNECTION_NAME", "").strip()
     )
-    if path is None:
-        if config.connection_name.strip():
+    name = explicit_name or _default_connection_name(folder)
+    layers: list[tuple[str, dict[str, Any]]] = []
+    overrides = _per_key_overrides(name, environ)
+    if overrides:
+        layers.append((f"SNOWFLAKE_CONNECTIONS_{name.upper()}_* environment", overrides))
+    entry = connections.get(name)
+    if entry is not None:
+        layers.append((f"{source} [{name}]", _our_names(entry)))
+    elif not overrides and (explicit_name or name != "default"):
+        if source is None:
             raise ConfigurationError(
-                f"c.CortexClaude.connection_name is {config.connection_name!r} but no "
-                f"connections.toml was found (looked in {_snowflake_config_dir(environ)}; set "
-                "SNOWFLAKE_HOME to its folder)."
+                f"Connection {name!r} was asked for (c.CortexClaude.connection_name, "
+                "SNOWFLAKE_DEFAULT_CONNECTION_NAME or default_connection_name) but no "
+                f"connections are defined: no connections.toml or config.toml in {folder} (set "
+                "SNOWFLAKE_HOME to their folder) and no SNOWFLAKE_CONNECTIONS variable."
             )
-        return None, {}
+        known = ", ".join(sorted(connections)) or "none"
+        raise ConfigurationError(
+            f"Connection {name!r} is not in {source} (connections there: {known}). Set "
+            "c.CortexClaude.connection_name or SNOWFLAKE_DEFAULT_CONNECTION_NAME to one of them."
+        )
+    return layers
 
-    _warn_if_shared(path)
-    document = _read_toml(path)
-    sections = {name: value for name, value in document.items() if isinstance(value, dict)}
-    name = explicit_name or _default_connection_name(document, path)
-    if name not in sections:
-        if explicit_name or name != "default":
-            known = ", ".join(sorted(sections)) or "none"
-            raise ConfigurationError(
-                f"Connection {name!r} is not in {path} (sections there: {known}). Set "
-                "c.CortexClaude.connection_name or SNOWFLAKE_DEFAULT_CONNECTION_NAME to one of "
-                "them."
-            )
-        return None, {}
 
-    entry = sections[name]
+def _named_connections(
+    folder: Path, environ: Mapping[str, str]
+) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """(where they came from, the named connections) in the connector's order (module docstring)."""
+    inline = environ.get("SNOWFLAKE_CONNECTIONS", "")
+    if inline.strip():
+        try:
+            document = tomllib.loads(inline)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError(f"SNOWFLAKE_CONNECTIONS is not valid TOML: {error}") from None
+        return "SNOWFLAKE_CONNECTIONS", _tables(document)
+    connections_toml = folder / "connections.toml"
+    if connections_toml.is_file():
+        _warn_if_shared(connections_toml)
+        return "connections.toml", _tables(_read_toml(connections_toml))
+    config_toml = folder / "config.toml"
+    if config_toml.is_file():
+        section = _read_toml(config_toml).get("connections")
+        if isinstance(section, dict) and _tables(section):
+            _warn_if_shared(config_toml)
+            return "config.toml [connections]", _tables(section)
+    return None, {}
+
+
+def _tables(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: value for name, value in document.items() if isinstance(value, dict)}
+
+
+def _our_names(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's settings under our field names (first spelling wins), plus connector options."""
     settings: dict[str, Any] = {}
     for field_name, keys in TOML_KEYS.items():
         for key in keys:
             if entry.get(key) not in (None, ""):
                 settings[field_name] = entry[key]
                 break
-    return f"connections.toml [{name}]", settings
+    for option in CONNECTOR_OPTIONS:
+        if entry.get(option) not in (None, ""):
+            settings[option] = entry[option]
+    return settings
 
 
-def _default_connection_name(document: dict[str, Any], path: Path) -> str:
-    top_level = document.get("default_connection_name")
-    if isinstance(top_level, str) and top_level.strip():
-        return top_level.strip()
-    config_toml = path.with_name("config.toml")
-    if config_toml.is_file():
-        value = _read_toml(config_toml).get("default_connection_name")
-        if isinstance(value, str) and value.strip():
-            return value.strip()
+def _per_key_overrides(name: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """``SNOWFLAKE_CONNECTIONS_<NAME>_<KEY>`` for the keys a connection entry may have."""
+    prefix = f"SNOWFLAKE_CONNECTIONS_{name.upper()}_"
+    found = {
+        variable[len(prefix) :].lower(): value
+        for variable, value in environ.items()
+        if variable.upper().startswith(prefix) and value.strip()
+    }
+    return _our_names(found)
+
+
+def _default_connection_name(folder: Path) -> str:
+    for file in ("config.toml", "connections.toml"):
+        path = folder / file
+        if path.is_file():
+            value = _read_toml(path).get("default_connection_name")
+            if isinstance(value, str) and value.strip():
+                return value.strip()
     return "default"
 
 

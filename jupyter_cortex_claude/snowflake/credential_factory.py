@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import time
 
-from .authenticators import KEYPAIR_JWT, OAUTH, PAT, SNOWPARK_SESSION, SPCS_OAUTH
+from .authenticators import (
+    KEYPAIR_JWT,
+    OAUTH,
+    PAT,
+    SNOWPARK_SESSION,
+    SPCS_OAUTH,
+    USERLESS_CONNECTOR_LOGINS,
+)
 from .connection import SnowflakeConnection
+from .connections_toml import SECRET_CONNECTOR_OPTIONS
 from .credentials import Clock, CredentialError, PatCredential, SnowflakeCredential
 from .keypair import KeyPairJwtCredential
 from .notebook_detection import active_snowpark_session
@@ -74,7 +82,8 @@ def _connector_session(connection: SnowflakeConnection, clock: Clock) -> Snowfla
     kind = connection.authenticator
     if kind not in CONNECTOR_AUTHENTICATORS:
         raise CredentialError(f"The {kind!r} authenticator is not supported.")
-    if kind not in (PAT, KEYPAIR_JWT, OAUTH) and not connection.user:
+    # Workload identity and the OAuth flows identify the user themselves.
+    if kind not in (PAT, KEYPAIR_JWT, OAUTH, *USERLESS_CONNECTOR_LOGINS) and not connection.user:
         raise CredentialError(
             f"The {kind} login needs the Snowflake user: set SNOWFLAKE_USER, `user` in "
             "connections.toml, or c.CortexClaude.user."
@@ -91,6 +100,11 @@ def _connector_session(connection: SnowflakeConnection, clock: Clock) -> Snowfla
             connection.token,
             connection.private_key_file_pwd,
             connection.private_key,
+            *(
+                str(value)
+                for name, value in connection.connector_options.items()
+                if name in SECRET_CONNECTOR_OPTIONS
+            ),
         ],
         clock=clock,
     )

@@ -56,6 +56,10 @@ CONNECTOR_AUTHENTICATORS: dict[str, str] = {
     "oauth": "oauth",
     "programmatic_access_token": "programmatic_access_token",
     "snowflake_jwt": "snowflake_jwt",
+    "workload_identity": "workload_identity",
+    "oauth_authorization_code": "oauth_authorization_code",
+    "oauth_client_credentials": "oauth_client_credentials",
+    "okta": "okta",  # replaced by the Okta URL from connector_options
 }
 
 
@@ -271,6 +275,8 @@ def connector_arguments(connection: SnowflakeConnection) -> dict[str, Any]:
     arguments.update({name: value for name, value in optional.items() if value})
     if connection.token_file_path and not connection.token:
         arguments["token_file_path"] = connection.token_file_path
+    # OAuth flows, workload identity, the Okta URL: as the connection gave them.
+    arguments.update(connection.connector_options)
     if connection.private_key and not connection.private_key_file:
         arguments["private_key"] = load_private_key(
             private_key=connection.private_key, passphrase=connection.private_key_file_pwd
@@ -283,8 +289,9 @@ def _import_connect() -> Callable[..., Any]:
         import snowflake.connector
     except ImportError:
         raise CredentialError(
-            "This Snowflake login needs the Snowflake connector: pip install "
-            "snowflake-connector-python (or use a programmatic access token or a key pair, which "
+            "This Snowflake login needs the Snowflake connector, which jupyter-cortex-claude "
+            "installs; in this environment it is missing: pip install "
+            "'snowflake-connector-python>=3.12' (or use a programmatic access token or a key pair, which "
             "need no connector)."
         ) from None
     return snowflake.connector.connect  # type: ignore[no-any-return]

@@ -10,8 +10,9 @@ with CortexEmulator() as cortex:
 ```
 
 It refuses what Cortex documents as refused (Claude Code's unshaped requests included), so a
-gateway that passes it has a fair chance on a real account. The pytest plugin offers the
-``cortex_emulator``, ``cortex_emulator_factory`` and ``cortex_keypair`` fixtures.
+gateway that passes it has a fair chance on a real account. The opt-in pytest plugin
+(``pytest -p jupyter_cortex_claude.testing.pytest_plugin``) offers the ``cortex_emulator``,
+``cortex_emulator_factory`` and ``cortex_keypair`` fixtures.
 """
 
 from __future__ import annotations

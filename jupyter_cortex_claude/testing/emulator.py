@@ -157,6 +157,16 @@ class CortexEmulator:
     def add_oauth_token(self, token: str) -> None:
         self.credentials.add_oauth_token(token)
 
+    def add_workload_identity(self, issuer: str, subject: str, user: str | None = None) -> None:
+        """Let an OIDC workload whose token has this ``iss`` and ``sub`` log in as ``user``."""
+        with self.login._lock:
+            self.login.workload_identities[(issuer, subject)] = (user or self.user).upper()
+
+    def add_oauth_client(self, client_id: str, secret: str) -> None:
+        """An OAuth client that may get access tokens by the client-credentials grant."""
+        with self.login._lock:
+            self.login.oauth_clients[client_id] = secret
+
     def add_password(
         self, password: str, user: str | None = None, passcode: str | None = None
     ) -> None:

@@ -14,6 +14,16 @@ at a recording server over ``protocol=http`` and reading what it sent:
   with the session token; ``POST /telemetry/send`` on close.
 - ``POST /session/authenticator-request`` for browser SSO: the ``ssoUrl`` the connector opens, whose
   redirect brings the token to the connector's local port.
+- ``authenticator=WORKLOAD_IDENTITY`` (5.2, provider OIDC): the login request carries
+  ``"PROVIDER": "OIDC"`` and the workload's OIDC token as ``TOKEN``, no ``LOGIN_NAME``; Snowflake
+  finds the user whose ``WORKLOAD_IDENTITY`` names the token's issuer and subject. The emulator
+  reads ``iss``/``sub`` without checking the signature (Snowflake checks it against the issuer's
+  keys). The 5.x connector sends an attestation only to Snowflake hosts unless
+  ``SNOWFLAKE_WIF_ALLOWED_HOST_SUFFIXES`` names the host.
+- ``authenticator=OAUTH_CLIENT_CREDENTIALS``: the connector first posts a form
+  (``grant_type=client_credentials``, the client id and secret) to ``oauth_token_request_url``
+  (Snowflake's own is ``/oauth/token-request``) and reads ``{"access_token", ...}``, then logs in
+  with that access token.
 
 Error codes 390100 (wrong password), 390112 (session expired), 390114 (master token expired) and
 390144 (invalid JWT) are Snowflake's; the others here are the emulator's own, stable for tests.
@@ -21,6 +31,7 @@ Error codes 390100 (wrong password), 390112 (session expired), 390114 (master to
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import secrets
@@ -29,7 +40,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
+
+import jwt
 
 from .auth import Credentials, jwt_account
 from .refusals import CortexRefusal
@@ -43,9 +56,18 @@ HEARTBEAT_PATH = "/session/heartbeat"
 SESSION_PATH = "/session"
 TELEMETRY_PATH = "/telemetry/send"
 AUTHENTICATOR_PATH = "/session/authenticator-request"
+OAUTH_TOKEN_PATH = "/oauth/token-request"
 SSO_PATH = "/emulator/sso"
 LOGIN_PATHS = frozenset(
-    {LOGIN_PATH, TOKEN_PATH, HEARTBEAT_PATH, SESSION_PATH, TELEMETRY_PATH, AUTHENTICATOR_PATH}
+    {
+        LOGIN_PATH,
+        TOKEN_PATH,
+        HEARTBEAT_PATH,
+        SESSION_PATH,
+        TELEMETRY_PATH,
+        AUTHENTICATOR_PATH,
+        OAUTH_TOKEN_PATH,
+    }
 )
 
 WRONG_PASSWORD = "390100"
@@ -101,6 +123,8 @@ class LoginProtocol:
         self.renewals = 0  # successful token-requests
         self.refuse_renewals = False
         self._sso: dict[str, str] = {}  # proof key -> the token the browser hands back
+        self.workload_identities: dict[tuple[str, str], str] = {}  # (issuer, subject) -> user
+        self.oauth_clients: dict[str, str] = {}  # client id -> secret
         # Where the SSO page lives. The 5.x connector (Rust core) refuses to open an ssoUrl that
         # is not https ("URL must use https scheme"), as a real identity provider's always is: a
         # test that plays the browser serves the page over TLS and sets its origin here (see
@@ -139,6 +163,8 @@ class LoginProtocol:
                 return 200, self._logout(request.headers)
             if method != "POST":
                 raise CortexRefusal(405, f"Method {method} is not allowed on {path}")
+            if path == OAUTH_TOKEN_PATH:  # a form, answered in OAuth's shape (RFC 6749 §5)
+                return self._oauth_token(request.body or b"", request.headers)
             body = _json_body(request.body or b"", request.headers)
             if path == LOGIN_PATH:
                 role = handler.get_query_argument("roleName", "") or self.role
@@ -198,6 +224,8 @@ class LoginProtocol:
             if not self.credentials.is_oauth_token(token):
                 raise LoginRefusal(INVALID_TOKEN, "Invalid OAuth access token.")
             user = user or self.credentials.user
+        elif authenticator == "WORKLOAD_IDENTITY":
+            user = self._workload_user(str(data.get("PROVIDER") or ""), token)
         elif authenticator == "EXTERNALBROWSER":
             with self._lock:
                 expected = self._sso.pop(str(data.get("PROOF_KEY") or ""), None)
@@ -232,6 +260,43 @@ class LoginProtocol:
                 },
             }
         )
+
+    def _workload_user(self, provider: str, token: str) -> str:
+        if provider.upper() != "OIDC":
+            raise LoginRefusal(
+                BAD_REQUEST, f"Workload identity provider {provider!r} is not emulated."
+            )
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise LoginRefusal(INVALID_TOKEN, "The workload identity token is not a JWT.") from None
+        with self._lock:
+            user = self.workload_identities.get((str(claims.get("iss")), str(claims.get("sub"))))
+        if user is None:
+            raise LoginRefusal(INVALID_TOKEN, "No user has this workload identity.")
+        return user
+
+    def _oauth_token(self, raw: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
+        form = {key: values[-1] for key, values in parse_qs(raw.decode("utf-8", "replace")).items()}
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        basic = headers.get("Authorization", "")
+        if basic.lower().startswith("basic "):
+            client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+        if form.get("grant_type") != "client_credentials":
+            return 400, {
+                "error": "unsupported_grant_type",
+                "error_description": "emulated: client_credentials",
+            }
+        with self._lock:
+            known = self.oauth_clients.get(client_id)
+        if known is None or known != secret:
+            return 401, {
+                "error": "invalid_client",
+                "error_description": "Client authentication failed.",
+            }
+        token = "oauth-cc-" + secrets.token_urlsafe(24)
+        self.credentials.add_oauth_token(token)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 600}
 
     def _check_password(self, user: str, data: dict[str, Any]) -> None:
         with self._lock:

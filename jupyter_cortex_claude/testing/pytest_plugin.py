@@ -1,4 +1,12 @@
-"""pytest fixtures for the Cortex emulator (the ``cortex_emulator`` pytest11 plugin)."""
+"""pytest fixtures for the Cortex emulator: ``cortex_emulator``, ``cortex_emulator_factory``,
+``cortex_keypair``.
+
+Opt in (it is not registered as a pytest11 plugin, so installing jupyter-cortex-claude does not
+load the emulator into every pytest run): ``pytest -p jupyter_cortex_claude.testing.pytest_plugin``,
+or in a ``conftest.py``::
+
+    pytest_plugins = ["jupyter_cortex_claude.testing.pytest_plugin"]
+"""
 
 from __future__ import annotations
 
