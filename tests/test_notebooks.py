@@ -136,7 +136,11 @@ def test_usage_report_shows_tokens_cost_and_a_plot(
     report = outputs_of(usage_cell)
     assert "1 requests" in report and "credits" in report
     assert "claude-sonnet-4-6" in report  # the table, one row per model
+    assert "estimate" in report and "not Snowflake's bill" in report
     assert any("image/png" in output.get("data", {}) for output in usage_cell.outputs)
+    by_client = cell_starting(notebook, "%cortex_claude usage --since 1d --by client")
+    assert "client" in outputs_of(by_client) and "1 requests" in outputs_of(by_client)
+    assert any("image/png" in output.get("data", {}) for output in by_client.outputs)
     by_day = outputs_of(cell_starting(notebook, "from jupyter_cortex_claude.kernel.cell_chat"))
     assert "claude-sonnet-4-6 1 requests," in by_day
 

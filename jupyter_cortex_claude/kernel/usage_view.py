@@ -1,11 +1,14 @@
-"""``%cortex_claude usage [--since 7d] [--snowflake [--by-user]]``: what the gateway used, live.
+"""``%cortex_claude usage [--since 7d] [--by model|client] [--snowflake [--by-user]]``: what the
+gateway used.
 
 The numbers come from the gateway's ledger through ``GET cortex-claude/usage`` (the gateway owns the
-ledger file, wherever it is configured). A table by model with an *estimated* cost, spend against
-the credit budget when one is set, and a plot of tokens by model over time when matplotlib is
-installed. ``--snowflake`` adds Snowflake's own account of ``CORTEX_REST_API_USAGE_HISTORY``, which
-lags 45 minutes to 3 hours (cortex-api.md); ``--by-user`` makes that the whole team's, by Snowflake
-user, for an admin whose role may read ``SNOWFLAKE.ACCOUNT_USAGE`` (docs/jupyterhub.md).
+ledger file, wherever it is configured). A table by model (or client) with *estimated* credits,
+spend against the credit budget when one is set, and, when matplotlib is installed, a plot of
+tokens and estimated credits over a real time axis (hours, or days when the data spans more than
+three days; an idle stretch shows as a gap). ``--snowflake`` adds Snowflake's own account of
+``CORTEX_REST_API_USAGE_HISTORY``, which lags 45 minutes to 3 hours (cortex-api.md); ``--by-user``
+makes that the whole team's, by Snowflake user, for an admin whose role may read
+``SNOWFLAKE.ACCOUNT_USAGE`` (docs/jupyterhub.md).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import html
 import os
 import shlex
 import sys
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -52,6 +56,9 @@ TEAM_COLUMNS = (
     "OUTPUT_TOKENS",
     "CACHE_READ_TOKENS",
 )
+
+# Above this span of data the plot sums hours into days (a month of hourly bars is unreadable).
+HOURLY_SPAN = timedelta(days=3)
 
 TABLE_COLUMNS = (
     "model",
@@ -95,10 +102,11 @@ def fetch_usage(endpoint: Any, since: str, group_by: str) -> dict[str, Any]:
 
 
 def show_usage(line: str, shell: Any) -> None:
-    from IPython.display import Markdown, display
+    from IPython.display import Image, Markdown, display
 
     parser = _Parser(prog="%cortex_claude usage", add_help=False)
     parser.add_argument("--since", default="30d", help="7d, 12h, 2025-01-31 or Unix seconds")
+    parser.add_argument("--by", choices=("model", "client"), default="model")
     parser.add_argument("--snowflake", action="store_true")
     parser.add_argument("--by-user", action="store_true", help="with --snowflake: the team's")
     words = shlex.split(line)
@@ -115,8 +123,8 @@ def show_usage(line: str, shell: Any) -> None:
     if endpoint is None:
         return
     try:
-        by_model = fetch_usage(endpoint, args.since, "model")
-        over_time = fetch_usage(endpoint, args.since, "hour,model")
+        by_model = fetch_usage(endpoint, args.since, args.by)
+        over_time = fetch_usage(endpoint, args.since, f"hour,{args.by}")
     except (RuntimeError, httpx.HTTPError) as error:
         print(f"cortex-claude: {error}", file=sys.stderr)
         return
@@ -125,16 +133,18 @@ def show_usage(line: str, shell: Any) -> None:
     display(
         Markdown(
             f"**cortex-claude usage since {args.since}:** "
-            f"{sum(g['requests'] for g in groups)} requests, {total} tokens, "
-            f"about **{by_model['estimated_credits']:.4f} credits** (estimate: "
-            "`c.CortexClaude.model_prices`)"
+            f"{sum(g['requests'] for g in groups)} requests, {total:,} tokens, "
+            f"about **{by_model['estimated_credits']:.4f} credits** (an estimate from "
+            "`c.CortexClaude.model_prices`, not Snowflake's bill)"
         )
     )
     budget = by_model.get("budget")
     if budget:
         display(Markdown(f"**Credit budget:** {budget_line(budget)}"))
-    display_table(groups)
-    plot_tokens_over_time(over_time["groups"])
+    display_table(groups, columns=(args.by, *TABLE_COLUMNS[1:]))
+    figure = plot_usage(over_time["groups"], by=args.by)
+    if figure is not None:
+        display(Image(data=figure_png(figure), format="png"))
     if args.snowflake:
         since = by_model.get("since") or 0.0
         if args.by_user:
@@ -186,33 +196,94 @@ def display_table(rows: list[dict[str, Any]], columns: tuple[str, ...] = TABLE_C
     display(pandas.DataFrame([{c: row.get(c) for c in columns} for row in rows]))
 
 
-def plot_tokens_over_time(groups: list[dict[str, Any]]) -> None:
+def usage_series(
+    groups: list[dict[str, Any]], by: str = "model"
+) -> tuple[str, list[datetime], dict[str, list[float]], dict[str, list[float]]]:
+    """Hourly ``hour,<by>`` groups as (bucket, bucket starts, tokens by series, credits by series).
+
+    Buckets are hours, or days when the data spans more than :data:`HOURLY_SPAN`; only buckets with
+    usage are listed (the plot's time axis shows the gaps)."""
+    bucket = "hour"
+    starts = [_utc(group["hour"]) for group in groups]
+    if starts and max(starts) - min(starts) > HOURLY_SPAN:
+        bucket = "day"
+        starts = [moment.replace(hour=0) for moment in starts]
+    times = sorted(set(starts))
+    index = {moment: number for number, moment in enumerate(times)}
+    tokens: dict[str, list[float]] = {}
+    credits: dict[str, list[float]] = {}
+    for group, moment in zip(groups, starts, strict=True):
+        name = str(group.get(by) or "?")
+        position = index[moment]
+        tokens.setdefault(name, [0.0] * len(times))[position] += (
+            group["input_tokens"]
+            + group["output_tokens"]
+            + group.get("cache_read_tokens", 0)
+            + group.get("cache_write_tokens", 0)
+        )
+        credits.setdefault(name, [0.0] * len(times))[position] += group["estimated_credits"]
+    return bucket, times, tokens, credits
+
+
+def plot_usage(groups: list[dict[str, Any]], by: str = "model") -> Any:
+    """Tokens (top) and estimated credits (bottom) per hour or day, stacked by model or client, on
+    a real time axis, the legend beside the plot. None when there is nothing to plot or no
+    matplotlib (the caller then shows only the table)."""
     try:
-        import matplotlib.pyplot as plt
+        import matplotlib.dates as mdates
+        from matplotlib.figure import Figure
     except ImportError:
         print(
             "(no plot: matplotlib is missing from this kernel's environment; "
             "pip install 'jupyter-cortex-claude[kernel]')"
         )
-        return
+        return None
     if not groups:
-        return
-    series: dict[str, dict[str, int]] = {}
-    for group in groups:
-        tokens = group["input_tokens"] + group["output_tokens"]
-        series.setdefault(group["model"], {})[group["hour"]] = tokens
-    hours = sorted({hour for points in series.values() for hour in points})
-    figure, axes = plt.subplots(figsize=(8, 3))
-    bottom = [0] * len(hours)
-    for model, points in sorted(series.items()):
-        values = [points.get(hour, 0) for hour in hours]
-        axes.bar(hours, values, bottom=bottom, label=model)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    axes.set_ylabel("tokens")
-    axes.set_title("Tokens by model per hour (UTC)")
-    axes.legend()
-    figure.autofmt_xdate()
-    plt.show()
+        return None
+    bucket, times, tokens, credits = usage_series(groups, by)
+    width = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    figure = Figure(figsize=(9, 4.8), layout="constrained")
+    token_axes, credit_axes = figure.subplots(2, 1, sharex=True)
+    for axes, series in ((token_axes, tokens), (credit_axes, credits)):
+        bottom = [0.0] * len(times)
+        for name in sorted(series):
+            axes.bar(
+                times, series[name], width=width * 0.9, bottom=bottom, align="edge", label=name
+            )
+            bottom = [b + v for b, v in zip(bottom, series[name], strict=True)]
+        axes.grid(axis="y", alpha=0.3)
+    token_axes.set_ylabel("tokens")
+    token_axes.yaxis.set_major_formatter(_thousands())
+    credit_axes.set_ylabel("credits (estimate)")
+    token_axes.set_title(f"Tokens and estimated credits per {bucket} (UTC), by {by}")
+    # Beside the plot, not over the bars (one legend: both panels share the series' colours).
+    token_axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=by)
+    # A real time axis: the edges of the period with data, plus a bucket either side.
+    credit_axes.set_xlim(times[0] - width, times[-1] + 2 * width)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    credit_axes.xaxis.set_major_locator(locator)
+    credit_axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=timezone.utc))
+    return figure
+
+
+def figure_png(figure: Any) -> bytes:
+    """The figure as PNG bytes: shown the same in every frontend, whatever matplotlib backend."""
+    from io import BytesIO
+
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _utc(text: str) -> datetime:
+    """The ledger's ``YYYY-MM-DDTHH:00`` (UTC) as an aware datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def _thousands() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _position: f"{value:,.0f}")
 
 
 def snowflake_usage(
