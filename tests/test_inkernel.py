@@ -60,6 +60,21 @@ def test_a_kernel_without_a_server_extension_starts_its_own_gateway_once(
     assert first["key"] not in refused.text
 
 
+def test_opening_claude_in_kernel_mode_offers_the_command_not_a_link_to_the_gateway(
+    kernel: RunningKernel,
+) -> None:
+    """Snowflake Notebooks and VS Code: the in-kernel gateway's 127.0.0.1 port is no Jupyter to
+    open (issue 15); the output says what to run in a terminal instead."""
+    gateway_origin = _endpoint(kernel)["url"].split("/cortex-claude")[0]
+    opened = kernel.run("%cortex_claude open 'fix it'")
+    bundles = [m["content"]["data"] for m in opened.of_type("display_data")]
+    assert len(bundles) == 1
+    shown = json.dumps(bundles[0])
+    assert "open Jupyter" not in shown and gateway_origin not in shown
+    assert "cortex-claude -- 'fix it'" in bundles[0]["text/plain"]
+    assert "<pre>" in bundles[0]["text/html"]
+
+
 def test_the_in_kernel_gateway_serves_the_real_claude_code_cli(
     kernel: RunningKernel, cortex_emulator: CortexEmulator, tmp_path: Path
 ) -> None:

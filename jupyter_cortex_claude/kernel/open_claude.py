@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .discovery import SERVER_EXTENSION, GatewayEndpoint, jupyter_server_info
+from .discovery import IN_KERNEL, SERVER_EXTENSION, GatewayEndpoint, jupyter_server_info
 
 OPEN_TERMINAL_MIME_TYPE = "application/vnd.jupyter-cortex-claude.open-terminal+json"
 
@@ -80,7 +80,15 @@ def open_terminal_bundle(request: OpenRequest, endpoint: GatewayEndpoint) -> dic
     """The display bundle: our MIME type (server extension only), HTML and plain-text fallbacks."""
     command = shell_command(request, endpoint.mode)
     info = jupyter_server_info() or {}
-    jupyter_url = info.get("url") or endpoint.server_url
+    # Only a Jupyter server is worth a link: in-kernel and standalone gateways live on the
+    # kernel's own 127.0.0.1 port, which is no page to open (and, in a Snowflake Notebook, not
+    # even reachable from the user's browser).
+    jupyter_url = info.get("url") or (
+        endpoint.server_url if endpoint.mode == SERVER_EXTENSION else None
+    )
+    if endpoint.mode == IN_KERNEL:
+        jupyter_url = None  # Snowflake Notebooks, VS Code: whatever server runs the kernel, its
+        # URL as the kernel sees it is not one the user's browser opens
     bundle: dict[str, Any] = {}
     if endpoint.mode == SERVER_EXTENSION:
         bundle[OPEN_TERMINAL_MIME_TYPE] = {
