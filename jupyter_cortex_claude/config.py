@@ -203,6 +203,13 @@ class CortexClaude(Configurable):
         top-level `system`, since Cortex accepts only user and assistant turns.""",
     ).tag(config=True)
 
+    max_messages = Int(
+        100_000,  # gateway/limits.py: DEFAULT_MAX_MESSAGES (not imported: config sits below it)
+        help="""Most messages one request may hold; more are refused with a 400 before Cortex is
+        called. Real conversations stay far below (Claude Code compacts long before); the bound
+        stops a body of tiny messages from keeping the server busy.""",
+    ).tag(config=True)
+
     # --- Upstream (the Cortex client) -------------------------------------------------------------
 
     connect_timeout = Float(

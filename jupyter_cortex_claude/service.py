@@ -66,6 +66,7 @@ class GatewayService:
             beta_allowlist=frozenset(config.beta_allowlist),
             drop_billing_header=config.drop_billing_header,
             fold_system_messages=config.fold_system_messages,
+            max_messages=config.max_messages,
         )
         self.connection: SnowflakeConnection | None = None
         self.credential: SnowflakeCredential | None = None

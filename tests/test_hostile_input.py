@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from jupyter_cortex_claude.testing import Reply
+from benchmarks import servers
+from jupyter_cortex_claude.testing import Fault, Reply
 
 from .battery import (
     ANTHROPIC_MESSAGES,
@@ -24,6 +27,7 @@ from .battery import (
     check_reply,
     raw_exchange,
     request_bytes,
+    sse_frames,
 )
 from .conftest import TEST_PAT, RunningGateway
 from .fuzz_requests import FuzzOutcome, run_fuzz
@@ -193,8 +197,11 @@ async def test_unknown_models_get_a_clear_refusal_naming_the_model(
         )
         assert response.status_code in (400, 404), response.text[:300]
         message = response.json()["error"]["message"]
-        # Cortex decides what exists (the catalogue may lag behind it), and its 400 is explained.
-        assert model[:30] in message, message
+        # Cortex decides what exists (the catalogue may lag behind it), and its 400 is explained;
+        # ids that cannot be ids are refused first, shown escaped (a bidi override must not
+        # reorder the message).
+        assert model[:30] in message or ascii(model[:30])[1:-1] in message, message
+        assert "\u202e" not in message
 
 
 # -- huge bodies ----------------------------------------------------------------------------------
@@ -426,3 +433,398 @@ async def test_thousands_of_generated_requests_get_well_formed_answers_and_no_50
     assert 500 not in outcome.statuses
     # The run reached past the parser: some requests were served, some refused by Cortex itself.
     assert outcome.statuses[200] > 0 and outcome.statuses[400] > 0
+
+
+# -- implausible ids and non-finite numbers (issue 11, finding 5) ---------------------------------
+
+# Ids real clients send (Claude Code, the SDKs, Bedrock/Vertex-style ids, Cursor, Aider) and every
+# alias in the docs: none may be taken for a hostile id.
+PLAUSIBLE_MODEL_IDS = [
+    "claude-sonnet-4-5-20250929[1m]",
+    "claude-opus-4-6[1m]",
+    "claude-opus-5-5",
+    "claude-sonnet-4-5-latest",
+    "claude-sonnet-4-5@20250929",
+    "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "global.anthropic.claude-opus-4-6-v1",
+    "anthropic.claude-3-7-sonnet-20250219-v1:0",
+    "openai/gpt-5",
+    "openai-gpt-5",
+    "openai-gpt-4.1",
+    "gpt-5.5",
+    "gpt-4o",
+    "ft:gpt-4o-mini:my-org:custom:abc123",
+    "llama3.1-70b",
+    "mistral-large2",
+    "db.schema.my_finetune",
+    "sonnet",
+    "opus",
+    "haiku",
+    " claude-sonnet-4-5 ",
+    "c" * 256,
+]
+
+IMPLAUSIBLE_MODEL_IDS = [
+    "c" * 257,
+    "m" * (5 * MIB),
+    "../../etc/passwd",
+    "claude/../../etc/passwd",
+    "/etc/passwd",
+    "claude-sonnet-4-5\u0000",
+    "claude-sonnet-4-5\nX-Injected: 1",
+    "claude sonnet",
+    "é\u202ebidi",
+    "claude-\U0001f600",
+    "'; DROP TABLE usage; --",
+    "-rf",
+]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_plausible_model_ids_all_pass_the_id_check(
+    running_gateway: RunningGateway, server_log: Any, dialect: str
+) -> None:
+    for model in PLAUSIBLE_MODEL_IDS:
+        running_gateway.emulator.script(Reply.text("ok"))
+        response = await post(
+            running_gateway, dialect, json.dumps(valid_body(dialect, model=model)).encode()
+        )
+        # Served, or refused by Cortex itself as unknown: never by the gateway's id check.
+        assert "is not a model id" not in response.text, (model, response.text[:300])
+        assert response.status_code in (200, 400), (model, response.text[:300])
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_implausible_model_ids_are_refused_before_cortex_and_the_ledger(
+    running_gateway: RunningGateway, server_log: Any, dialect: str
+) -> None:
+    for model in IMPLAUSIBLE_MODEL_IDS:
+        response = await post(
+            running_gateway, dialect, json.dumps(valid_body(dialect, model=model)).encode()
+        )
+        assert response.status_code == 400, (model[:40], response.text[:300])
+        assert assert_error_shape(dialect, response.json()) == "invalid_request_error"
+        message = response.json()["error"]["message"]
+        assert "is not a model id" in message and len(message) < 600, message
+    assert running_gateway.emulator.inference_requests() == []
+    async with httpx.AsyncClient(timeout=60) as client:
+        usage = await client.get(
+            running_gateway.url("cortex-claude/usage"),
+            params={"group_by": "client_model"},
+            headers=auth(running_gateway),
+        )
+    assert usage.status_code == 200
+    assert all(len(str(group["client_model"])) <= 256 for group in usage.json()["groups"])
+    assert usage.json()["groups"] == []
+
+
+NON_FINITE_FRAGMENTS = [
+    '"temperature": Infinity',
+    '"temperature": -Infinity',
+    '"temperature": NaN',
+    '"temperature": 1e999',
+    '"top_p": -1e400',
+    '"metadata": {"deep": [1, 2, {"x": 1E+999}]}',
+]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("fragment", NON_FINITE_FRAGMENTS)
+async def test_non_finite_numbers_anywhere_are_refused_before_cortex(
+    running_gateway: RunningGateway, server_log: Any, dialect: str, fragment: str
+) -> None:
+    content = json.dumps(valid_body(dialect))[:-1] + f", {fragment}}}"
+    response = await post(running_gateway, dialect, content.encode())
+    assert response.status_code == 400, response.text[:300]
+    assert assert_error_shape(dialect, response.json()) == "invalid_request_error"
+    assert "not finite" in response.json()["error"]["message"]
+    assert running_gateway.emulator.inference_requests() == []
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_non_finite_numbers_inside_messages_are_refused(
+    running_gateway: RunningGateway, server_log: Any, dialect: str
+) -> None:
+    turns = ", ".join(f'{{"role": "user", "content": "turn {i}"}}' for i in range(300))
+    head = json.dumps(valid_body(dialect))[:-1]
+    content = head + f', "messages": [{turns}, {{"role": "user", "content": "x", "w": NaN}}]}}'
+    response = await post(running_gateway, dialect, content.encode())
+    assert response.status_code == 400, response.text[:300]
+    assert "not finite" in response.json()["error"]["message"]
+    async with httpx.AsyncClient(timeout=60) as client:
+        counted = await client.post(
+            running_gateway.url(ANTHROPIC_MESSAGES, "count_tokens"),
+            headers=auth(running_gateway),
+            content=b'{"model": "claude-sonnet-4-5", "messages": [], "x": Infinity}',
+        )
+    assert counted.status_code == 400
+    assert "not finite" in counted.json()["error"]["message"]
+    assert running_gateway.emulator.inference_requests() == []
+
+
+def _strict_json(text: str) -> Any:
+    def refuse(name: str) -> None:
+        raise ValueError(f"non-standard JSON token {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"since": "1e309"},
+        {"since": "-1e309"},
+        {"since": "nan"},
+        {"since": "inf"},
+        {"since": "Infinity"},
+        {"since": "9" * 400 + "d"},
+        {"since": "2025-13-45"},
+        {"since": "x" * 20_000},
+        {"since": "\u202e7d"},
+        {"group_by": "prompt" * 5000},
+    ],
+    ids=[
+        "1e309",
+        "-1e309",
+        "nan",
+        "inf",
+        "Infinity",
+        "huge-days",
+        "bad-date",
+        "long",
+        "bidi",
+        "group",
+    ],
+)
+async def test_bad_usage_queries_get_a_clear_400_in_valid_json(
+    running_gateway: RunningGateway, server_log: Any, query: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.get(
+            running_gateway.url("cortex-claude/usage"), params=query, headers=auth(running_gateway)
+        )
+    assert response.status_code == 400, response.text[:300]
+    body = _strict_json(response.text)
+    assert assert_error_shape("anthropic", body) == "invalid_request_error"
+    assert len(body["error"]["message"]) < 400, body
+
+
+# -- upstream event streams (issue 11, L2 and L3) -------------------------------------------------
+
+
+async def _stream(gateway: RunningGateway, dialect: str) -> tuple[int, bytes]:
+    async with (
+        httpx.AsyncClient(timeout=60) as client,
+        client.stream(
+            "POST",
+            gateway.url(ENDPOINT_OF[dialect]),
+            headers={**auth(gateway), "content-type": "application/json"},
+            content=json.dumps(valid_body(dialect, stream=True)).encode(),
+        ) as response,
+    ):
+        return response.status_code, await response.aread()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_crlf_split_across_two_tcp_chunks_keeps_the_stream_whole(
+    running_gateway: RunningGateway, server_log: Any, dialect: str
+) -> None:
+    running_gateway.emulator.fail_next(Fault.crlf_split())
+    running_gateway.emulator.script(Reply.text("split across chunks, still whole"))
+    status, body = await _stream(running_gateway, dialect)
+    assert status == 200
+    assert check_reply(dialect, ENDPOINT_OF[dialect], status, "text/event-stream", body) == "stream"
+    frames = sse_frames(body)
+    if dialect == "anthropic":
+        text = "".join(
+            json.loads(data)["delta"].get("text", "")
+            for name, data in frames
+            if name == "content_block_delta"
+        )
+    else:
+        text = "".join(
+            json.loads(data)["choices"][0]["delta"].get("content") or ""
+            for _, data in frames
+            if data != "[DONE]" and json.loads(data)["choices"]
+        )
+    assert text == "split across chunks, still whole"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_an_upstream_event_that_never_ends_fails_the_stream_and_is_let_go(
+    running_gateway: RunningGateway, server_log: Any, dialect: str
+) -> None:
+    """64 MiB without a blank line: the gateway gives up past 8 MiB with the usual mid-stream
+    error (never a clean end) and hangs up on Cortex instead of buffering the rest."""
+    emulator = running_gateway.emulator
+    emulator.fail_next(Fault.endless_event(64))
+    status, body = await _stream(running_gateway, dialect)
+    assert status == 200
+    frames = sse_frames(body)
+    name, data = frames[-1]  # one error event, as for any stream that broke mid-answer
+    assert (name == "error") if dialect == "anthropic" else ("error" in json.loads(data))
+    assert "larger than 8 MiB" in data
+    assert b"message_stop" not in body and b"[DONE]" not in body
+    for _ in range(200):
+        if emulator.streams_abandoned:
+            break
+        await asyncio.sleep(0.05)
+    assert emulator.streams_abandoned == 1
+
+
+# -- one request must not freeze Jupyter (issue 11, finding 1) ------------------------------------
+# Through a real `jupyter server` process, with the Cortex emulator in a process of its own: a
+# probe of Jupyter's /api/status from this process measures how long the server's event loop
+# keeps other users waiting while it works on one large request.
+
+ANSWER_BOUND_SECONDS = 3.0  # the issue's bounds, not tuned to this machine
+PROBE_BOUND_SECONDS = 0.5
+# The machines these run on are shared: a run during which the OS starved the server of CPU says
+# nothing about the code, so a case may be tried up to three times and one run within both bounds
+# passes. A run slower than ten times the bound is no accident and is not retried (the quadratic
+# merge took 30-60 s).
+ATTEMPTS = 3
+
+
+@dataclass
+class ProbedExchange:
+    status: int
+    text: str
+    seconds: float
+    longest_probe: float
+    probes: int
+
+
+@pytest.fixture(scope="module")
+def jupyter_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    emulator = servers.start_emulator(0.0)
+    try:
+        emulator_port = int(emulator.url.rsplit(":", 1)[1])
+        jupyter = servers.start_jupyter(tmp_path_factory.mktemp("jupyter"), emulator_port)
+        try:
+            # One small request per route first: a fresh server's first request pays one-time
+            # costs (the gateway's start, imports, the connection to Cortex), not measured here.
+            for dialect, model in ROUTES:
+                warm_up = _body(dialect, model, [{"role": "user", "content": "hi"}])
+                asyncio.run(_post_while_probing(jupyter, dialect, warm_up))
+            yield jupyter
+        finally:
+            jupyter.stop()
+    finally:
+        emulator.stop()
+
+
+async def _post_while_probing(
+    jupyter: servers.Server, dialect: str, content: bytes
+) -> ProbedExchange:
+    waits: list[float] = []
+    done = asyncio.Event()
+
+    async def probe() -> None:
+        headers = {"Authorization": f"token {servers.JUPYTER_TOKEN}"}
+        async with httpx.AsyncClient(timeout=60) as client:
+            while not done.is_set():
+                started = time.perf_counter()
+                status = await client.get(f"{jupyter.url}/api/status", headers=headers)
+                waits.append(time.perf_counter() - started)
+                assert status.status_code == 200
+                await asyncio.sleep(0.02)
+
+    prober = asyncio.create_task(probe())
+    await asyncio.sleep(0.2)
+    headers = {
+        "Authorization": f"Bearer {jupyter.extra['key']}",
+        "anthropic-version": "2023-06-01",
+        "content-type": "application/json",
+    }
+    async with httpx.AsyncClient(timeout=120) as client:
+        started = time.perf_counter()
+        response = await client.post(
+            f"{jupyter.url}/{ENDPOINT_OF[dialect]}", content=content, headers=headers
+        )
+        seconds = time.perf_counter() - started
+    done.set()
+    await prober
+    print(
+        f"\n{len(content) / MIB:.1f} MiB {dialect}: {response.status_code} in {seconds:.2f} s, "
+        f"longest /api/status wait {max(waits) * 1000:.0f} ms of {len(waits)} probes"
+    )
+    return ProbedExchange(response.status_code, response.text, seconds, max(waits), len(waits))
+
+
+def _answered_within_bounds(
+    jupyter: servers.Server, dialect: str, content: bytes, status: int
+) -> ProbedExchange:
+    attempts: list[ProbedExchange] = []
+    for _ in range(ATTEMPTS):
+        exchange = asyncio.run(_post_while_probing(jupyter, dialect, content))
+        assert exchange.status == status, exchange.text[:300]
+        attempts.append(exchange)
+        if exchange.seconds <= ANSWER_BOUND_SECONDS and exchange.longest_probe <= (
+            PROBE_BOUND_SECONDS
+        ):
+            return exchange
+        if exchange.seconds > 10 * ANSWER_BOUND_SECONDS:
+            break
+    pytest.fail(
+        f"no run answered within {ANSWER_BOUND_SECONDS} s with every /api/status probe within "
+        f"{PROBE_BOUND_SECONDS} s: "
+        + "; ".join(f"{a.seconds:.2f} s, probe {a.longest_probe:.2f} s" for a in attempts)
+    )
+
+
+def _body(dialect: str, model: str, messages: list[dict[str, Any]]) -> bytes:
+    return json.dumps(valid_body(dialect, model=model, messages=messages)).encode()
+
+
+def _filled_to(dialect: str, model: str, size: int, filler: int) -> bytes:
+    """Alternating user/assistant messages of ``filler`` characters, up to ``size`` bytes."""
+    pair = sum(
+        len(json.dumps({"role": role, "content": "9999999 " + "x" * filler})) + 2
+        for role in ("user", "assistant")
+    )
+    count = 2 * (size - len(_body(dialect, model, []))) // pair
+    count -= 1 - count % 2  # odd: the conversation starts and ends with a user turn
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"{i:07d} " + "x" * filler}
+        for i in range(count)
+    ]
+    return _body(dialect, model, messages)
+
+
+# (dialect, model): Claude on Cortex's Messages API, a non-Claude model on the translated Chat
+# path, and the OpenAI endpoint.
+ROUTES = [
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "llama3.1-70b"),
+    ("openai", "claude-sonnet-4-5"),
+]
+ROUTE_IDS = ["claude", "translated", "openai"]
+
+
+@pytest.mark.parametrize(("dialect", "model"), ROUTES, ids=ROUTE_IDS)
+def test_40000_same_role_messages_are_answered_while_jupyter_keeps_serving(
+    jupyter_process: servers.Server, dialect: str, model: str
+) -> None:
+    messages = [{"role": "user", "content": f"message {i}"} for i in range(40_000)]
+    _answered_within_bounds(jupyter_process, dialect, _body(dialect, model, messages), 200)
+
+
+@pytest.mark.parametrize(("dialect", "model"), ROUTES, ids=ROUTE_IDS)
+def test_a_20_mib_body_of_40000_messages_is_answered_while_jupyter_keeps_serving(
+    jupyter_process: servers.Server, dialect: str, model: str
+) -> None:
+    content = _filled_to(dialect, model, 20 * MIB - 4096, filler=500)
+    _answered_within_bounds(jupyter_process, dialect, content, 200)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_20_mib_body_of_tiny_messages_is_refused_while_jupyter_keeps_serving(
+    jupyter_process: servers.Server, dialect: str
+) -> None:
+    """About 500,000 messages: over c.CortexClaude.max_messages, refused as soon as the parser
+    passes the limit, in the endpoint's own error shape."""
+    content = _filled_to(dialect, "claude-sonnet-4-5", 20 * MIB - 4096, filler=2)
+    exchange = _answered_within_bounds(jupyter_process, dialect, content, 400)
+    assert "more than 100,000" in json.loads(exchange.text)["error"]["message"]

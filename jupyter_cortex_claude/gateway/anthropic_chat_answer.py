@@ -22,12 +22,14 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import GatewayError
+from .json_bodies import loads_finite
 from .messages_answer import error_event
 from .replies import GatewayReply, JsonReply, StreamReply, frames_of
+from .streamed_json import StreamedJson
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ _STOP_REASONS = {"length": "max_tokens", "content_filter": "refusal", "tool_call
 
 def sse_frame(event: str, data: Mapping[str, Any]) -> bytes:
     """One Anthropic SSE frame: ``event: X`` + compact JSON ``data:`` + blank line."""
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
@@ -92,7 +94,7 @@ def _parse_arguments(arguments: Any) -> dict[str, Any]:
     if not arguments:
         return {}
     try:
-        parsed = json.loads(arguments)
+        parsed = loads_finite(arguments)
     except (TypeError, ValueError):
         parsed = None
     if isinstance(parsed, dict):
@@ -155,7 +157,7 @@ class _ToolCall:
     upstream_index: int
     id: str
     name: str = ""
-    arguments: str = ""
+    arguments: StreamedJson = field(default_factory=StreamedJson)
     block_index: int | None = None  # set once its content_block_start was sent
     closed: bool = False
 
@@ -335,7 +337,7 @@ class ChatStreamTranslator:
         open_tool = self._open.tool if self._open else None
         if open_tool is tool:
             if piece:
-                tool.arguments += piece
+                tool.arguments.append(piece)
                 frames.append(self._json_delta(tool, piece))
             return frames
         if tool.closed:
@@ -343,9 +345,9 @@ class ChatStreamTranslator:
             # it.
             log.debug("dropping late arguments for tool call index %s", upstream_index)
             return frames
-        tool.arguments += piece
+        tool.arguments.append(piece)
         can_go_live = tool.block_index is None and tool.name
-        if can_go_live and (open_tool is None or _is_complete_json(open_tool.arguments)):
+        if can_go_live and (open_tool is None or open_tool.arguments.is_complete()):
             frames.extend(self._close_open())
             frames.extend(self._start_tool_block(tool))
         return frames
@@ -355,7 +357,7 @@ class ChatStreamTranslator:
         frames = [self._start_block("tool_use", start, tool)]
         tool.block_index = self._next_index - 1
         if tool.arguments:
-            frames.append(self._json_delta(tool, tool.arguments))
+            frames.append(self._json_delta(tool, tool.arguments.text))
         return frames
 
     def _json_delta(self, tool: _ToolCall, piece: str) -> bytes:
@@ -371,13 +373,3 @@ class ChatStreamTranslator:
                 frames.extend(self._start_tool_block(tool))
                 frames.extend(self._close_open())
         return frames
-
-
-def _is_complete_json(text: str) -> bool:
-    if not text:
-        return False
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True

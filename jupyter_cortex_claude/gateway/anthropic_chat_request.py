@@ -170,7 +170,9 @@ def _translate_assistant(
                     "type": "function",
                     "function": {
                         "name": block.get("name"),
-                        "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
+                        "arguments": json.dumps(
+                            block.get("input") or {}, ensure_ascii=False, allow_nan=False
+                        ),
                     },
                 }
             )

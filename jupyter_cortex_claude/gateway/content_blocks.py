@@ -158,12 +158,18 @@ def limit_cache_breakpoints(
             if "cache_control" in block:
                 found.append((content, index, -1))
     excess = len(found) - max(maximum, 0)
+    # A tool_result's content list is copied once, however many of its breakpoints go (copying
+    # it for each one was quadratic in its length).
+    copied: dict[tuple[int, int], list[Any]] = {}  # (id of the container, index) -> its copy
     for container, index, inner in found[: max(excess, 0)]:
         item = container[index]
         if inner < 0:
             container[index] = {k: v for k, v in item.items() if k != "cache_control"}
-        else:
+            continue
+        nested = copied.get((id(container), index))
+        if nested is None:
             nested = list(item["content"])
-            nested[inner] = {k: v for k, v in nested[inner].items() if k != "cache_control"}
             container[index] = {**item, "content": nested}
+            copied[id(container), index] = nested
+        nested[inner] = {k: v for k, v in nested[inner].items() if k != "cache_control"}
     return max(excess, 0)

@@ -16,13 +16,13 @@ the converter's error frame instead.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from ..errors import GatewayError, incomplete_answer, malformed_stream
 from ..snowflake.cortex import CHAT_COMPLETIONS_PATH, CortexResponse
 from .exchange import Exchange, ExpectedAnswer, reply_headers
+from .json_bodies import loads_finite
 from .replies import GatewayReply, JsonReply, StreamReply
 from .sse import SSESplitter, event_data
 from .usage import UsageRecord
@@ -117,7 +117,7 @@ class ChatChunkReader:
                 self.saw_done = True
                 continue
             try:
-                chunk = json.loads(data)
+                chunk = loads_finite(data)
             except ValueError:
                 raise malformed_stream() from None
             if not isinstance(chunk, dict):

@@ -24,12 +24,12 @@ the short event sequence of an answer that arrived at once.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from ..errors import GatewayError, incomplete_answer, malformed_stream
 from .exchange import ExpectedAnswer
+from .json_bodies import loads_finite
 from .openai_responses_answer import response_error
 from .openai_responses_request import ToolNames
 from .sse import SSESplitter, event_data, event_name, format_event
@@ -76,7 +76,11 @@ class ResponsesEventRelay:
 
     def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
-        for event in self._splitter.feed(chunk):
+        try:
+            events = self._splitter.feed(chunk)
+        except GatewayError as oversize:  # one event without an end: never a fake clean end
+            return self.finish(oversize)
+        for event in events:
             if self.failed or self.ended:
                 break
             out.append(self._relay(event))
@@ -104,7 +108,7 @@ class ResponsesEventRelay:
         if name is not None and name not in _READ_EVENTS:
             return event  # a delta: passed byte for byte
         try:
-            payload = json.loads(data)
+            payload = loads_finite(data)
         except ValueError:
             return self._fail(malformed_stream())
         if not isinstance(payload, dict):

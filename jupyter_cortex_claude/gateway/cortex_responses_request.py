@@ -80,6 +80,7 @@ class ShapedResponsesRequest:
     tools: ToolNames
     dropped_tools: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    large: bool = False  # a large client body: encoded off the event loop (json_bodies.off_loop)
 
 
 def shape_cortex_responses_request(
@@ -131,6 +132,7 @@ def shape_cortex_responses_request(
         tools=translation.tools,
         dropped_tools=translation.dropped_tools,
         changes=changes,
+        large=chat.large,
     )
 
 

@@ -20,7 +20,6 @@ client itself, reports them alike.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -38,6 +37,7 @@ from ..errors import (
     stream_broke_off,
 )
 from ..snowflake.cortex import CortexClient, CortexResponse
+from .json_bodies import encode_body, loads_finite, off_loop
 from .usage import UsageRecord, UsageRecorder
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class ShapedRequest(Protocol):
     client_model: str
     cortex_model: str
     stream: bool
+    large: bool  # a large client body: encoding what goes to Cortex belongs off the event loop
 
 
 class Upstream:
@@ -103,16 +104,24 @@ class Upstream:
             cortex_model=shaped.cortex_model,
             stream=shaped.stream,
         )
-        return Exchange(self.cortex, self.usage, record)
+        return Exchange(self.cortex, self.usage, record, large=shaped.large)
 
 
 class Exchange:
     """One client request's exchange with Cortex, and its line on the usage ledger."""
 
-    def __init__(self, cortex: CortexClient, usage: UsageRecorder, record: UsageRecord) -> None:
+    def __init__(
+        self,
+        cortex: CortexClient,
+        usage: UsageRecorder,
+        record: UsageRecord,
+        *,
+        large: bool = False,
+    ) -> None:
         self._cortex = cortex
         self._usage = usage
         self.record = record
+        self.large = large
 
     def answered_here(self, request_id: str | None = None) -> None:
         """The route answered without an answer from Cortex (a prefill, "conversation complete")."""
@@ -133,7 +142,7 @@ class Exchange:
         Raises :class:`GatewayError`, put on the ledger as a failure unless ``not_a_failure``
         says it is none: the route answers that one itself (a fallback, an empty stop).
         """
-        content = json.dumps(payload, separators=(",", ":")).encode()
+        content = await off_loop(self.large, encode_body, payload)
         request_headers = {
             "content-type": "application/json",
             "accept": "text/event-stream" if stream else "application/json",
@@ -165,7 +174,7 @@ class Exchange:
             )
             if error is None:
                 try:
-                    answer = json.loads(body)
+                    answer = loads_finite(body)
                 except ValueError:
                     error = not_json()
                 else:

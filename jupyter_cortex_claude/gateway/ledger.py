@@ -22,6 +22,7 @@ version; :data:`_MIGRATIONS` brings an older file up to date when it is opened.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import sqlite3
@@ -105,6 +106,14 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 _STOP = object()
+
+# Characters kept of each text column: a client can send any model id or User-Agent, and three
+# requests with a 5 MiB model id once grew usage.sqlite from 1 MB to 36 MB (issue 11).
+TEXT_COLUMN_CHARS = 256
+
+
+def _short(value: str | None) -> str | None:
+    return value[:TEXT_COLUMN_CHARS] if value is not None else None
 
 
 def default_ledger_path() -> Path:
@@ -227,10 +236,10 @@ class UsageLedger:
         self._queue.put(
             (
                 record.started,
-                record.endpoint,
-                record.client,
-                record.client_model,
-                record.cortex_model,
+                _short(record.endpoint),
+                _short(record.client),
+                _short(record.client_model),
+                _short(record.cortex_model),
                 int(record.stream),
                 record.status,
                 record.input_tokens,
@@ -240,8 +249,8 @@ class UsageLedger:
                 record.latency_ms,
                 record.first_token_ms,
                 record.retries,
-                record.error,
-                record.request_id,
+                _short(record.error),
+                _short(record.request_id),
             )
         )
 
@@ -362,9 +371,8 @@ class UsageLedger:
         groups = list(dict.fromkeys(group_by))
         unknown = [name for name in groups if name not in GROUPS]
         if unknown:
-            raise ValueError(
-                f"cannot group usage by {', '.join(unknown)}; choose from {', '.join(GROUPS)}"
-            )
+            named = ", ".join(ascii(name[:40])[1:-1] for name in unknown[:5])
+            raise ValueError(f"cannot group usage by {named}; choose from {', '.join(GROUPS)}")
         # Always split by Cortex model too, so each row can be priced; merged again below.
         keys = [*groups, *([] if "model" in groups else ["model"])]
         select = ", ".join(f"{GROUPS[name]} AS {name}" for name in keys)
@@ -449,14 +457,27 @@ def parse_group_by(values: Iterable[str]) -> list[str]:
 
 
 def parse_since(value: str | None, now: float | None = None) -> float | None:
-    """``since`` as Unix seconds, an ISO date/time (UTC unless it says otherwise), or ``7d``/``12h``."""
+    """``since`` as Unix seconds, an ISO date/time (UTC unless it says otherwise), or ``7d``/``12h``.
+
+    Anything else, and values that are not finite (``1e309``, ``nan``, ``inf``, ``99...9d``),
+    raise ``ValueError``: a non-finite ``since`` would be written back as the invalid JSON token
+    ``Infinity`` (issue 11, finding 5).
+    """
     if value is None or not value.strip():
         return None
     text = value.strip()
     now = time.time() if now is None else now
     units = {"d": 86400.0, "h": 3600.0, "m": 60.0}
     if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-        return now - float(text[:-1]) * units[text[-1]]
+        since = now - float(text[:-1]) * units[text[-1]]
+    else:
+        since = _absolute_since(text)
+    if not math.isfinite(since):
+        raise ValueError(_since_error(text))
+    return since
+
+
+def _absolute_since(text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -466,12 +487,15 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(
-            f"since={text!r}: expected Unix seconds, an ISO date such as 2025-01-31, or 7d / 12h"
-        ) from None
+        raise ValueError(_since_error(text)) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
+
+
+def _since_error(text: str) -> str:
+    shown = ascii(text[:40]) + ("..." if len(text) > 40 else "")
+    return f"since={shown}: expected Unix seconds, an ISO date such as 2025-01-31, or 7d / 12h"
 
 
 def open_ledger(

@@ -29,6 +29,8 @@ from jupyter_cortex_claude.gateway.content_blocks import (
     limit_cache_breakpoints,
 )
 from jupyter_cortex_claude.gateway.conversation import shape_conversation
+from jupyter_cortex_claude.gateway.json_bodies import is_large, parse_request_body
+from jupyter_cortex_claude.gateway.limits import DEFAULT_MAX_MESSAGES, check_model_id
 from jupyter_cortex_claude.gateway.model_ids import (
     DEFAULT_FAMILY_MODELS,
     DEFAULT_MODEL,
@@ -80,6 +82,7 @@ class ShapingPolicy:
     ``drop_billing_header``: drop Claude Code's ``x-anthropic-billing-header:`` system line.
     ``fold_system_messages``: move ``role: "system"`` messages into the top-level ``system``.
     ``max_cache_breakpoints``: ``cache_control`` markers kept, the last ones (Cortex: 4).
+    ``max_messages``: more messages in one request are refused (``c.CortexClaude.max_messages``).
     """
 
     catalogue: ModelCatalogue
@@ -90,6 +93,7 @@ class ShapingPolicy:
     drop_billing_header: bool = True
     fold_system_messages: bool = True
     max_cache_breakpoints: int = 4
+    max_messages: int = DEFAULT_MAX_MESSAGES
 
 
 @dataclass
@@ -98,7 +102,8 @@ class ShapedMessagesRequest:
 
     ``body`` goes to Cortex as JSON; ``betas`` as the ``anthropic-beta`` header (none when empty);
     ``client_model`` is what the client asked for, to show back in responses; ``changes`` lists
-    what shaping did, for debug logs (names and numbers only, never prompt text).
+    what shaping did, for debug logs (names and numbers only, never prompt text); ``large``:
+    the client's body was large enough that encoding it belongs off the event loop.
     """
 
     body: dict[str, Any]
@@ -107,6 +112,17 @@ class ShapedMessagesRequest:
     betas: list[str]
     stream: bool
     changes: list[str]
+    large: bool = False
+
+
+def shape_messages_body(
+    raw_body: bytes, beta_header: str | None, policy: ShapingPolicy
+) -> ShapedMessagesRequest:
+    """Parse and shape a client's raw Messages body (see :func:`.json_bodies.off_loop`)."""
+    body = parse_request_body(raw_body, max_messages=policy.max_messages)
+    shaped = shape_messages_request(body, beta_header, policy)
+    shaped.large = is_large(raw_body)
+    return shaped
 
 
 def shape_messages_request(
@@ -120,6 +136,7 @@ def shape_messages_request(
     client_model = body.get("model")
     if not isinstance(client_model, str) or not client_model.strip():
         raise invalid_request("model must be a non-empty string", param="model")
+    check_model_id(client_model)
     cortex_model = resolve_model(
         client_model,
         model_map=policy.model_map,
@@ -154,7 +171,10 @@ def shape_messages_request(
 
     cleaner = BlockCleaner()
     conversation = shape_conversation(
-        body.get("messages"), cleaner, fold_system_messages=policy.fold_system_messages
+        body.get("messages"),
+        cleaner,
+        fold_system_messages=policy.fold_system_messages,
+        max_messages=policy.max_messages,
     )
     shaped["messages"] = conversation.messages
     changes.extend(conversation.notes)

@@ -11,10 +11,9 @@ truncated answer for a complete one (Claude Code then retries the turn without s
 
 from __future__ import annotations
 
-import json
-
 from ..errors import GatewayError, incomplete_answer, malformed_stream
 from .exchange import ExpectedAnswer
+from .json_bodies import loads_finite
 from .sse import SSESplitter, event_data, event_name, format_event
 from .usage import UsageRecord
 
@@ -39,7 +38,10 @@ class AnthropicStreamRelay:
         self.saw_event = False
 
     def feed(self, chunk: bytes) -> bytes:
-        events = self._splitter.feed(chunk)
+        try:
+            events = self._splitter.feed(chunk)
+        except GatewayError as oversize:  # one event without an end: never a fake clean end
+            return self.finish(oversize)
         if not events:
             return b""
         out = []
@@ -77,7 +79,7 @@ class AnthropicStreamRelay:
 
     def _rewrite_message_start(self, event: bytes) -> bytes:
         try:
-            payload = json.loads(event_data(event))
+            payload = loads_finite(event_data(event))
             message = payload["message"]
         except (ValueError, KeyError, TypeError):
             return event
@@ -90,7 +92,7 @@ class AnthropicStreamRelay:
 
     def _read_delta_usage(self, event: bytes) -> None:
         try:
-            payload = json.loads(event_data(event))
+            payload = loads_finite(event_data(event))
         except ValueError:
             return
         if isinstance(payload, dict):
@@ -110,7 +112,7 @@ def _looks_like_json_event(event: bytes) -> bool:
 
 def _type_from_data(event: bytes) -> str | None:
     try:
-        payload = json.loads(event_data(event))
+        payload = loads_finite(event_data(event))
     except ValueError:
         return None
     return payload.get("type") if isinstance(payload, dict) else None

@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .json_bodies import dumps_finite
 from .replies import GatewayReply, JsonReply, StreamReply, frames_of
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ DONE_LINE = b"data: [DONE]\n\n"
 
 def data_line(payload: Mapping[str, Any]) -> bytes:
     """One OpenAI-style SSE event: a compact JSON ``data:`` line and a blank line."""
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + dumps_finite(payload).encode() + b"\n\n"
 
 
 def _completion_id() -> str:

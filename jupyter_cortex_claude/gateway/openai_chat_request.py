@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid_request
+from .json_bodies import is_large, parse_request_body
+from .limits import DEFAULT_MAX_MESSAGES, check_message_count, check_model_id
 from .openai_chat_answer import empty_stop_completion
 from .thinking import in_chat_tool_loop
 
@@ -60,6 +62,7 @@ class ChatShapingPolicy:
     family_models: Mapping[str, str]
     default_model: str
     resolve: Callable[[str], str]  # the gateway's model resolver, already bound to this policy
+    max_messages: int = DEFAULT_MAX_MESSAGES  # more are refused (c.CortexClaude.max_messages)
 
 
 @dataclass
@@ -73,6 +76,17 @@ class ShapedChatRequest:
     max_completion_tokens: int
     changes: list[str] = field(default_factory=list)
     ends_with_assistant: bool = False
+    # The client's body was large enough that encoding it belongs off the event loop.
+    large: bool = False
+
+
+def shape_chat_body(raw_body: bytes, policy: ChatShapingPolicy) -> ShapedChatRequest:
+    """Parse and shape a client's raw Chat Completions body (see :func:`.json_bodies.off_loop`)."""
+    shaped = shape_chat_request(
+        parse_request_body(raw_body, max_messages=policy.max_messages), policy
+    )
+    shaped.large = is_large(raw_body)
+    return shaped
 
 
 def shape_chat_request(body: Any, policy: ChatShapingPolicy) -> ShapedChatRequest:
@@ -87,13 +101,16 @@ def shape_chat_request(body: Any, policy: ChatShapingPolicy) -> ShapedChatReques
         client_model = policy.default_model
     if not isinstance(client_model, str):
         raise invalid_request("'model' must be a string", param="model")
+    check_model_id(client_model)
     cortex_model = policy.resolve(client_model)
     model = policy.catalogue.get(cortex_model)
     shaped["model"] = cortex_model
     if cortex_model != client_model:
         changes.append(f"model {client_model} -> {cortex_model}")
 
-    shaped["messages"] = _shape_messages(shaped.get("messages"), model, changes)
+    shaped["messages"] = _shape_messages(
+        shaped.get("messages"), model, changes, policy.max_messages
+    )
     _check_tools(shaped, model)
 
     n = shaped.pop("n", None)
@@ -134,12 +151,17 @@ def shape_chat_request(body: Any, policy: ChatShapingPolicy) -> ShapedChatReques
     )
 
 
-def _shape_messages(messages: Any, model: ModelInfo, changes: list[str]) -> list[dict[str, Any]]:
+def _shape_messages(
+    messages: Any, model: ModelInfo, changes: list[str], max_messages: int
+) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise invalid_request("'messages' must be a non-empty list", param="messages")
+    check_message_count(len(messages), max_messages)
     shaped: list[dict[str, Any]] = []
     known_calls: set[str] = set()  # every tool call id an assistant message made so far
-    awaiting: list[str] = []  # calls of the latest assistant message still without a `tool` answer
+    # Calls of the latest assistant message still without a `tool` answer, in order: a dict, so
+    # answering one is O(1) (a list's remove() made 50,000 tool calls quadratic).
+    awaiting: dict[str, None] = {}
     for position, message in enumerate(messages):
         where = f"messages[{position}]"
         if not isinstance(message, Mapping):
@@ -162,7 +184,8 @@ def _shape_messages(messages: Any, model: ModelInfo, changes: list[str]) -> list
 
         if role in ("user", "assistant") and awaiting:
             raise invalid_request(
-                f"tool call {awaiting[0]} has no tool message with its result before {where}; "
+                f"tool call {next(iter(awaiting))} has no tool message with its result before "
+                f"{where}; "
                 "answer every tool call of an assistant message with a `tool` message",
                 param="messages",
             )
@@ -174,8 +197,7 @@ def _shape_messages(messages: Any, model: ModelInfo, changes: list[str]) -> list
                     "message made",
                     param="messages",
                 )
-            if call_id in awaiting:
-                awaiting.remove(call_id)
+            awaiting.pop(call_id, None)
         if role == "assistant":
             calls = message.get("tool_calls") or []
             if not isinstance(calls, list):
@@ -187,11 +209,12 @@ def _shape_messages(messages: Any, model: ModelInfo, changes: list[str]) -> list
                         f"{where}.tool_calls entries need an id", param="messages"
                     )
                 known_calls.add(call_id)
-                awaiting.append(call_id)
+                awaiting[call_id] = None
         shaped.append(message)
     if awaiting:
         raise invalid_request(
-            f"tool call {awaiting[0]} has no tool message with its result; answer every tool call "
+            f"tool call {next(iter(awaiting))} has no tool message with its result; answer every "
+            "tool call "
             "before asking for the next turn",
             param="messages",
         )

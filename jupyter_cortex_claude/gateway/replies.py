@@ -1,18 +1,16 @@
-"""What the gateway hands a handler back, and the one way a request body is read.
+"""What the gateway hands a handler back.
 
 A route answers with a :class:`JsonReply` or a :class:`StreamReply`; the handler (Jupyter's or the
 standalone server's) writes it out without knowing which route made it. Bodies are parsed by
-:func:`parse_json_body`, so every endpoint refuses the same bad JSON with the same 400.
+:func:`.json_bodies.parse_request_body`, so every endpoint refuses the same bad JSON with the same
+400.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-from ..errors import invalid_request
 
 
 @dataclass
@@ -31,20 +29,6 @@ class StreamReply:
 
 
 GatewayReply = JsonReply | StreamReply
-
-
-def parse_json_body(raw_body: bytes) -> dict[str, Any]:
-    if not raw_body:
-        raise invalid_request("The request body is empty; expected a JSON object.")
-    try:
-        body = json.loads(raw_body)
-    except RecursionError:
-        raise invalid_request("The request body is nested too deeply.") from None
-    except ValueError as exc:
-        raise invalid_request(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise invalid_request("The request body must be a JSON object.")
-    return body
 
 
 async def frames_of(frames: Iterable[bytes]) -> AsyncIterator[bytes]:

@@ -16,6 +16,7 @@ the route is chosen: both Anthropic routes refuse the same bad requests with the
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from ..snowflake.models import ModelCatalogue
@@ -27,6 +28,7 @@ from .anthropic_chat_answer import (
 from .anthropic_chat_request import anthropic_to_chat_request
 from .cortex_chat import chat_reply, open_chat_completion
 from .exchange import Exchange
+from .json_bodies import off_loop
 from .messages import ShapedMessagesRequest
 from .replies import GatewayReply
 from .token_count import estimate_input_tokens
@@ -39,7 +41,10 @@ async def serve_anthropic_chat(
 ) -> GatewayReply:
     """A shaped Anthropic request answered through Cortex's Chat Completions API."""
     model = catalogue.get(shaped.cortex_model)
-    request = anthropic_to_chat_request(shaped.body, cortex_model=shaped.cortex_model, model=model)
+    translate = functools.partial(
+        anthropic_to_chat_request, shaped.body, cortex_model=shaped.cortex_model, model=model
+    )
+    request = await off_loop(shaped.large, translate)
     log.debug(
         "messages via chat completions: model %s -> %s (%s), stream=%s",
         shaped.client_model,

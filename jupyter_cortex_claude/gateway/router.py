@@ -21,18 +21,25 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import invalid_request
 from ..snowflake.cortex import CortexClient
 from ..snowflake.models import ModelCatalogue
 from .cortex_responses_request import shape_cortex_responses_request
 from .exchange import ShapedRequest, Upstream
-from .messages import ShapingPolicy, shape_messages_request
+from .json_bodies import is_large, off_loop, parse_request_body
+from .messages import ShapingPolicy, shape_messages_body
 from .model_ids import resolve_model
 from .model_list import ModelAvailability, anthropic_model_page, listed_ids, openai_model_list
-from .openai_chat_request import ChatShapingPolicy, shape_chat_request
-from .openai_responses_request import responses_to_chat
-from .replies import GatewayReply, JsonReply, parse_json_body
+from .openai_chat_request import (
+    ChatShapingPolicy,
+    ShapedChatRequest,
+    shape_chat_body,
+    shape_chat_request,
+)
+from .openai_responses_request import ChatTranslation, responses_to_chat
+from .replies import GatewayReply, JsonReply
 from .route_anthropic_chat import serve_anthropic_chat
 from .route_cortex_responses import ResponsesUpstream, serve_cortex_responses
 from .route_messages import ClaudeUpstream, serve_messages
@@ -75,13 +82,20 @@ class Gateway:
                 default_model=policy.default_model,
                 catalogue=catalogue,
             ),
+            max_messages=policy.max_messages,
         )
 
     # -- Anthropic ----------------------------------------------------------------------------
 
     async def anthropic_messages(self, raw_body: bytes, headers: Mapping[str, str]) -> GatewayReply:
-        body = parse_json_body(raw_body)
-        shaped = shape_messages_request(body, headers.get("anthropic-beta"), self.policy)
+        # Large bodies are parsed and shaped in a worker thread (json_bodies.py: issue 11).
+        shaped = await off_loop(
+            is_large(raw_body),
+            shape_messages_body,
+            raw_body,
+            headers.get("anthropic-beta"),
+            self.policy,
+        )
         _log_shaping("messages", shaped, shaped.changes)
         if self.catalogue.is_claude(shaped.cortex_model) and not self.claude_upstream.use_chat():
             exchange = self.upstream.begin("anthropic", headers, shaped)
@@ -93,7 +107,7 @@ class Gateway:
         return await serve_anthropic_chat(exchange, shaped, self.catalogue)
 
     def count_tokens(self, raw_body: bytes) -> JsonReply:
-        body = parse_json_body(raw_body)
+        body = parse_request_body(raw_body, max_messages=self.policy.max_messages)
         if not isinstance(body.get("messages"), list):
             raise invalid_request("messages: expected a list of messages", param="messages")
         return JsonReply(200, {"input_tokens": estimate_input_tokens(body)})
@@ -108,16 +122,16 @@ class Gateway:
     async def openai_chat_completions(
         self, raw_body: bytes, headers: Mapping[str, str]
     ) -> GatewayReply:
-        shaped = shape_chat_request(parse_json_body(raw_body), self.chat_policy)
+        shaped = await off_loop(is_large(raw_body), shape_chat_body, raw_body, self.chat_policy)
         _log_shaping("chat completions", shaped, shaped.changes)
         exchange = self.upstream.begin("openai", headers, shaped)
         return await serve_openai_chat(exchange, shaped, self.chat_policy)
 
     async def openai_responses(self, raw_body: bytes, headers: Mapping[str, str]) -> GatewayReply:
-        body = parse_json_body(raw_body)
         # Validated and chat-shaped first, whichever API answers: the same 400s, model, ceiling.
-        translation = responses_to_chat(body)
-        shaped = shape_chat_request(translation.chat_body, self.chat_policy)
+        body, translation, shaped = await off_loop(
+            is_large(raw_body), _shape_responses, raw_body, self.chat_policy
+        )
         session = session_of(body, headers)
         model = self.catalogue.get(shaped.cortex_model)
         if self.responses_upstream.answers_for(model) and not shaped.ends_with_assistant:
@@ -136,6 +150,16 @@ class Gateway:
     async def openai_models(self) -> JsonReply:
         await self.model_availability.refresh()
         return JsonReply(200, openai_model_list(listed_ids(self.catalogue, self.policy.model_map)))
+
+
+def _shape_responses(
+    raw_body: bytes, policy: ChatShapingPolicy
+) -> tuple[dict[str, Any], ChatTranslation, ShapedChatRequest]:
+    body = parse_request_body(raw_body, max_messages=policy.max_messages)
+    translation = responses_to_chat(body)
+    shaped = shape_chat_request(translation.chat_body, policy)
+    shaped.large = is_large(raw_body)
+    return body, translation, shaped
 
 
 def _log_shaping(endpoint: str, shaped: ShapedRequest, changes: list[str]) -> None:

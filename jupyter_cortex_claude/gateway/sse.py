@@ -12,33 +12,75 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ..errors import GatewayError
+from .json_bodies import loads_finite
+
 _BOUNDARY = b"\n\n"
+
+# The largest event the gateway waits for the end of. The biggest a real answer makes is a Chat
+# Completions chunk carrying a whole tool call: 128k output tokens at ~4 bytes each, JSON-escaped,
+# stay under 4 MiB. Without a bound, an upstream that never sends a blank line grows the buffer
+# until the server runs out of memory (issue 11, L3).
+MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
 class SSESplitter:
-    """Feeds on arbitrary byte chunks; yields complete events (each ending with a blank line)."""
+    """Feeds on arbitrary byte chunks; yields complete events (each ending with a blank line).
 
-    __slots__ = ("_buffer",)
+    Linear in the bytes fed: each chunk is searched once and the pieces of an unfinished event are
+    joined once, when it completes (re-joining and re-searching the whole buffer on every chunk made
+    one long event quadratic). An event that grows past ``max_event_bytes`` raises a 502
+    :class:`GatewayError`, which the callers turn into their usual mid-stream error.
+    """
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    __slots__ = ("_cr_held", "_pieces", "_size", "max_event_bytes")
+
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._pieces: list[bytes] = []  # the unfinished event, never containing a boundary
+        self._size = 0
+        # A chunk's final CR, held back: it may be the first half of a CRLF split across two
+        # TCP reads, and read as a line end on its own it would end the event early (issue 11, L2).
+        self._cr_held = False
+        self.max_event_bytes = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if self._cr_held:
+            chunk = b"\r" + chunk
+            self._cr_held = False
         if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                chunk = chunk[:-1]
+                self._cr_held = True
             # The SSE spec allows CRLF and CR line ends; normalize so one boundary search suffices.
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        data = self._buffer + chunk if self._buffer else chunk
-        end = data.rfind(_BOUNDARY)
-        if end < 0:
-            self._buffer = data
+        if not chunk:
             return []
-        self._buffer = data[end + 2 :]
-        return [event + _BOUNDARY for event in data[:end].split(_BOUNDARY) if event.strip()]
+        end = chunk.rfind(_BOUNDARY)
+        joins = chunk.startswith(b"\n") and bool(self._pieces) and self._pieces[-1].endswith(b"\n")
+        if end < 0 and not joins:
+            self._pieces.append(chunk)
+            self._size += len(chunk)
+            if self._size > self.max_event_bytes:
+                self._pieces, self._size = [], 0
+                raise GatewayError(
+                    502,
+                    f"Cortex sent an event larger than {self.max_event_bytes // (1024 * 1024)} MiB "
+                    "without ending it; the answer was cut. Retry the request.",
+                )
+            return []
+        if end < 0:  # the only boundary is the pending event's last newline and this first one
+            complete, rest = b"".join(self._pieces)[:-1], chunk[1:]
+        else:
+            complete = b"".join([*self._pieces, chunk[:end]])
+            rest = chunk[end + 2 :]
+        self._pieces = [rest] if rest else []
+        self._size = len(rest)
+        return [event + _BOUNDARY for event in complete.split(_BOUNDARY) if event.strip()]
 
     @property
     def pending(self) -> bytes:
         """Bytes of an event that has not been completed yet."""
-        return self._buffer
+        return b"".join(self._pieces) + (b"\n" if self._cr_held else b"")
 
 
 def event_name(event: bytes) -> str | None:
@@ -61,7 +103,7 @@ def event_data(event: bytes) -> bytes:
 
 def event_json(event: bytes) -> Any:
     """The JSON payload of a raw event (raises ValueError when it is not JSON)."""
-    return json.loads(event_data(event))
+    return loads_finite(event_data(event))
 
 
 def iter_data_payloads(events: list[bytes]) -> Iterator[bytes]:
@@ -71,6 +113,8 @@ def iter_data_payloads(events: list[bytes]) -> Iterator[bytes]:
 
 def format_event(event: str | None, data: Mapping[str, Any] | str) -> bytes:
     """One SSE frame: ``event: X`` (optional) and a compact JSON ``data:`` line."""
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    payload = (
+        data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), allow_nan=False)
+    )
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n".encode()

@@ -64,7 +64,7 @@ class GatewayHandlerMixin(web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         for name, value in error.response_headers().items():
             self.set_header(name, value)
-        self.finish(json.dumps(body))
+        self.finish(json.dumps(body, allow_nan=False))
 
     def _handle_request_exception(self, e: BaseException) -> None:
         # Every failure becomes an Anthropic- or OpenAI-shaped error: never tornado's HTML page and
@@ -107,7 +107,7 @@ class GatewayHandlerMixin(web.RequestHandler):
             self.set_header("Content-Type", "application/json")
             for name, value in reply.headers.items():
                 self.set_header(name, value)
-            self.finish(json.dumps(reply.body, separators=(",", ":")))
+            self.finish(json.dumps(reply.body, separators=(",", ":"), allow_nan=False))
             return
         await self.send_stream(reply)
 

@@ -412,6 +412,9 @@ class _CortexHandler(tornado.web.RequestHandler):
         if kind == "malformed_sse":
             await self._send_garbage(path, stream)
             return
+        if kind == "endless_event" and fault is not None:
+            await self._send_endless_event(fault.after_events)
+            return
         reply = self.emulator._next_reply(body, consume=fault is None or fault.delivers_reply)
         model = self.emulator.models.get(body["model"])
         assert model is not None  # validated
@@ -465,13 +468,43 @@ class _CortexHandler(tornado.web.RequestHandler):
                 with self.emulator._lock:
                     self.emulator.streams_abandoned += 1
                 return
-            self.write(frame.data)
             try:
+                if fault is not None and fault.kind == "crlf_split":
+                    await self._write_crlf_split(frame.data)
+                else:
+                    self.write(frame.data)
                 await self.flush()
             except StreamClosedError:
                 with self.emulator._lock:
                     self.emulator.streams_abandoned += 1
                 return
+        self.finish()
+
+    async def _write_crlf_split(self, data: bytes) -> None:
+        # Each CR leaves in one write and its LF in the next, a moment later: a TCP segment
+        # boundary can fall anywhere.
+        pieces = data.replace(b"\n", b"\r\n").split(b"\r")
+        for index, piece in enumerate(pieces):
+            chunk = piece if index == len(pieces) - 1 else piece + b"\r"
+            if chunk:
+                self.write(chunk)
+                await self.flush()
+                await asyncio.sleep(0.002)
+
+    async def _send_endless_event(self, megabytes: int) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.write(b'event: content_block_delta\ndata: {"type": "content_block_delta", "text": "')
+        piece = b"a" * 65536
+        try:
+            for _ in range(megabytes * 16):
+                if self.request.connection.stream is None:
+                    raise StreamClosedError()
+                self.write(piece)
+                await self.flush()
+        except StreamClosedError:
+            with self.emulator._lock:
+                self.emulator.streams_abandoned += 1
+            return
         self.finish()
 
     async def _send_truncated(self, payload: bytes) -> None:

@@ -165,3 +165,13 @@ class Fault:
     @classmethod
     def connection_reset(cls) -> Fault:
         return cls("connection_reset")
+
+    @classmethod
+    def crlf_split(cls) -> Fault:
+        """The stream with CRLF line ends, every CRLF split across two TCP writes (issue 11, L2)."""
+        return cls("crlf_split")
+
+    @classmethod
+    def endless_event(cls, megabytes: int) -> Fault:
+        """One event that never ends: ``megabytes`` MiB without a blank line (issue 11, L3)."""
+        return cls("endless_event", after_events=megabytes)
