@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks import measure, servers, startup
 from benchmarks.measure import Target, anthropic_headers
 from benchmarks.report import full_report
+from benchmarks.upstream_clients import CLIENTS, SLUGS
 
 DIRECT_MESSAGES = "straight: Cortex Messages"
 DIRECT_CHAT = "straight: Cortex Chat Completions"
@@ -77,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write raw results here")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
+    parser.add_argument(
+        "--no-floors", action="store_true", help="skip the bare relay per upstream client"
+    )
     return parser.parse_args(argv)
 
 
@@ -85,6 +89,7 @@ def build_targets(
     ours: list[servers.Server],
     litellm: servers.Server | None,
     scc: servers.Server | None = None,
+    floors: list[servers.Server] | None = None,
 ) -> list[Target]:
     cortex = emulator.url + "/api/v2/cortex/v1"
     pat = f"Bearer {servers.PAT}"
@@ -94,6 +99,13 @@ def build_targets(
         Target(DIRECT_CHAT, "openai", cortex + "/chat/completions", {"authorization": pat},
                CLAUDE, DIRECT_CHAT),
     ]  # fmt: skip
+    for floor in floors or []:
+        # A bare tornado handler relaying to Cortex on one upstream client: the floor of a stack.
+        label = next(name for name, slug in SLUGS.items() if f"floor-{slug}" == floor.name)
+        targets.append(
+            Target(f"floor: tornado + {label}", "anthropic", floor.url + "/v1/messages",
+                   anthropic_headers(), CLAUDE, DIRECT_MESSAGES, floor.pid)
+        )  # fmt: skip
     for server in ours:
         base = server.url + "/cortex-claude/anthropic/v1/messages"
         label = "ours in Jupyter" if server.name == "jupyter" else "ours standalone"
@@ -242,8 +254,8 @@ async def measure_all(targets: list[Target], sizes: Sizes, notes: list[str]) -> 
                 print(f"[bench] relay CPU: {target.name}", flush=True)
                 await measure.relay_cpu(client, target, sizes.long_words, sizes.long_repeats)
         for target in targets:
-            if "Jupyter token" in target.name or "translated" in target.name:
-                continue  # same relay as the gateway-key row; saves minutes
+            if any(part in target.name for part in ("Jupyter token", "translated", "floor:")):
+                continue  # same relay as the gateway-key row (or a floor); saves minutes
             runs = []
             for level in sizes.levels:
                 rounds = max(1, -(-sizes.streams_per_level // level))
@@ -286,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     workdir = servers.new_workdir()
     started: list[servers.Server] = []
+    loads = [float("nan")]
     try:
         emulator = servers.start_emulator(args.token_delay)
         started.append(emulator)
@@ -301,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"standalone gateway not measured: {exc}")
         else:
             notes.append(f"standalone gateway not measured: {blocker}")
+        floors = []
+        if not args.no_floors:
+            for name in CLIENTS:
+                floors.append(servers.start_floor(SLUGS[name], emulator.url))
+                started.append(floors[-1])
         litellm = scc = None
         if args.peers:
             venv_dir = servers.peer_venv(
@@ -318,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"snowflake-claude-code 1.1.0 not measured: {exc}")
         else:
             notes.append("peers (LiteLLM, snowflake-claude-code) not measured: run with --peers")
-        targets = build_targets(emulator, ours, litellm, scc)
+        targets = build_targets(emulator, ours, litellm, scc, floors)
+        loads = [os.getloadavg()[0]]
         targets = asyncio.run(measure_all(targets, sizes, notes))
+        loads.append(os.getloadavg()[0])
         startup_result = None
         if not args.no_startup:
             print("[bench] Jupyter start-up with and without the extension", flush=True)
@@ -331,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     settings = (
         f"{'smoke' if args.smoke else 'quick' if args.quick else 'full'} run, "
-        f"emulator token delay {args.token_delay * 1000:g} ms, {machine()}"
+        f"emulator token delay {args.token_delay * 1000:g} ms, {machine()}; 1-min load average "
+        f"{loads[0]:.1f} at the start of the measurements, {loads[-1]:.1f} at their end"
     )
     print()
     print(full_report(targets, startup_result, notes, settings))

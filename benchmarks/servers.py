@@ -106,6 +106,23 @@ def start_emulator(token_delay: float) -> Server:
     return Server("emulator", process, f"http://127.0.0.1:{port}")
 
 
+def start_floor(client: str, emulator_url: str) -> Server:
+    """A bare tornado relay to the emulator on one upstream client (``benchmarks.floor_relay``)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.floor_relay", "--client", client,
+         "--upstream", emulator_url, "--pat", PAT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the {client} floor relay did not start")
+    port = json.loads(line)["port"]
+    return Server(f"floor-{client}", process, f"http://127.0.0.1:{port}")
+
+
 # -- our gateway inside Jupyter -------------------------------------------------------------------
 
 

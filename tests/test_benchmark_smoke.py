@@ -30,6 +30,8 @@ def test_benchmark_smoke_run_prints_the_tables_with_ratios_to_the_straight_path(
     assert "## Concurrent streams" in out
     assert "| ours in Jupyter, gateway key | 10 | 10 | 0 |" in out  # every stream completed
     assert "added by the extension" in out
+    floor_row = next(line for line in out.splitlines() if "| floor: tornado + aiohttp |" in line)
+    assert "×" in floor_row  # the bare relay per client was measured beside ours
 
 
 def test_upstream_client_benchmark_runs_and_compares_with_httpx() -> None:
@@ -49,4 +51,5 @@ def test_upstream_client_benchmark_runs_and_compares_with_httpx() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| httpx | " in result.stdout and "×1.00" in result.stdout
-    assert "| httpx, asyncio streams | " in result.stdout
+    assert "| aiohttp | " in result.stdout
+    assert "| httpx + aiohttp transport | " in result.stdout
