@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -112,6 +113,9 @@ class Aiohttp:
 
         self.name = "aiohttp"
         self._proxies: dict[str, str | None] = {}
+        # aiohttp's default TLS context is made when aiohttp is imported; one made here honours
+        # SSL_CERT_FILE / SSL_CERT_DIR set before the client (OpenSSL's default verify paths).
+        connector.setdefault("ssl", ssl.create_default_context())
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=1000, **connector),
             timeout=aiohttp.ClientTimeout(
