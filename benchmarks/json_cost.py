@@ -38,11 +38,39 @@ FIXTURE = (
 PLACEHOLDER = re.compile(r"<(\d+) chars of client text>")
 SIZES_KB = (50, 200, 500)
 
-_WORDS = (
-    "def return self await async import from class None True False if else for in while "
-    "result value index path error response request headers body model messages content "
-    "é ü 日本 — → ✓"
-).split()
+_WORDS = [
+    *[
+        "def",
+        "return",
+        "self",
+        "await",
+        "async",
+        "import",
+        "from",
+        "class",
+        "None",
+        "True",
+        "False",
+        "if",
+        "else",
+        "for",
+        "in",
+    ],
+    *[
+        "while",
+        "result",
+        "value",
+        "index",
+        "path",
+        "error",
+        "response",
+        "request",
+        "headers",
+        "body",
+        "model",
+    ],
+    *["messages", "content", "é", "ü", "日本", "—", "→", "✓"],
+]
 
 
 def text_of(length: int, rng: random.Random) -> str:
