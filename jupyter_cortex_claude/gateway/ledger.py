@@ -4,8 +4,10 @@ Snowflake's own ``CORTEX_REST_API_USAGE_HISTORY`` lags 45 minutes to 3 hours (co
 accounting"), so the gateway keeps its own live record. What is stored is what a bill needs (time,
 client, models, token counts, timing, outcome, request id), never prompt or answer text.
 
-Writes never block a request: :meth:`UsageLedger.record` only puts a tuple on a queue, and one writer
-thread drains it in batches, each batch one transaction. The database runs in WAL mode, so a process
+Writes never block a request: :meth:`UsageLedger.record` only appends a tuple to a deque, and one
+writer thread drains it in batches, each batch one transaction. The writer is woken once per batch,
+not once per row: a wake-up per request made the two threads trade the GIL on every request
+(docs/benchmarks.md, "Profile"). The database runs in WAL mode, so a process
 killed mid-write never leaves a half-written row or a corrupt file (SQLite's atomic commit), and
 readers (``GET cortex-claude/usage``) never wait for the writer.
 
@@ -24,10 +26,10 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -221,7 +223,11 @@ class UsageLedger:
             _migrate(setup, self.path)
         finally:
             setup.close()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Rows, flush markers (threading.Event) and _STOP, in order; deque appends and pops are
+        # atomic, so the request path takes no lock.
+        self._queued: deque[Any] = deque()
+        self._wake = threading.Event()  # set by the first row of a batch
+        self._hurry = threading.Event()  # set by flush() and close(): commit now
         self._closed = False
         self._writer = threading.Thread(target=self._write_loop, name="cortex-usage-ledger")
         self._writer.daemon = True
@@ -233,7 +239,7 @@ class UsageLedger:
         """Queue one request's usage (never blocks, never raises into the request)."""
         if self._closed:
             return
-        self._queue.put(
+        self._queued.append(
             (
                 record.started,
                 _short(record.endpoint),
@@ -253,20 +259,26 @@ class UsageLedger:
                 _short(record.request_id),
             )
         )
+        if not self._wake.is_set():  # the writer sleeps: this row starts a batch
+            self._wake.set()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far is committed."""
         if self._closed:
             return True
         done = threading.Event()
-        self._queue.put(done)
+        self._queued.append(done)
+        self._hurry.set()
+        self._wake.set()
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._queued.append(_STOP)
+        self._hurry.set()
+        self._wake.set()
         self._writer.join(timeout)
 
     def _write_loop(self) -> None:
@@ -277,20 +289,19 @@ class UsageLedger:
         try:
             stopping = False
             while not stopping:
-                try:
-                    first = self._queue.get(timeout=retry_delay or None)
-                except queue.Empty:  # nothing new: time to retry the pending rows
-                    items: list[Any] = []
-                else:
-                    items = [first]
-                # Gather rows for a short while before committing: one commit per request woke this
-                # thread on every request and cost the event loop the GIL (benchmarks/ profile).
-                deadline = time.monotonic() + self.commit_interval
-                while items and len(items) < self.batch_size and isinstance(items[-1], tuple):
-                    try:
-                        items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                    except queue.Empty:
-                        break
+                # Asleep until a row starts a batch (or, while SQLite refuses, the retry is due);
+                # then gather rows for a short while (flush() and close() cut it short): one
+                # commit and one wake-up per request cost the event loop the GIL (benchmarks/).
+                if self._wake.wait(retry_delay or None) and not self._hurry.is_set():
+                    self._hurry.wait(self.commit_interval)
+                # Cleared before draining: a row appended after the drain finds the flag down and
+                # sets it again, so no row waits for a later one.
+                self._wake.clear()
+                self._hurry.clear()
+                items = self._take(self.batch_size)
+                if len(items) == self.batch_size:
+                    self._wake.set()  # more are queued: the next batch goes without waiting
+                    self._hurry.set()
                 pending.extend(item for item in items if isinstance(item, tuple))
                 waiting.extend(item for item in items if isinstance(item, threading.Event))
                 stopping = any(item is _STOP for item in items)
@@ -321,6 +332,15 @@ class UsageLedger:
                 event.set()
         finally:
             connection.close()
+
+    def _take(self, limit: int) -> list[Any]:
+        """Up to ``limit`` queued items, oldest first; everything up to and including _STOP."""
+        queued, items = self._queued, []
+        while queued and len(items) < limit:
+            items.append(queued.popleft())
+            if items[-1] is _STOP:
+                break
+        return items
 
     def _drop_beyond_limit(self, pending: list[tuple[Any, ...]]) -> None:
         excess = len(pending) - self.max_pending
