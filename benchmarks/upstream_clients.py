@@ -12,7 +12,10 @@ server, connect and read timeouts, environment proxies honoured):
 - ``httpx2``: the fork the anthropic and openai SDKs 2.x depend on (same API, ``httpx2``);
 - ``httpx + aiohttp transport``: ``httpx_aiohttp.HttpxAiohttpClient`` (PyPI ``httpx-aiohttp``,
   the transport the anthropic SDK offers for speed): httpx's API, aiohttp underneath;
-- ``aiohttp``: ``aiohttp.ClientSession`` itself (C HTTP parser, no httpx layer).
+- ``aiohttp``: ``aiohttp.ClientSession`` itself (C HTTP parser, no httpx layer);
+- ``httpx + our aiohttp transport``: ``httpx.AsyncClient`` on
+  ``jupyter_cortex_claude.snowflake.aiohttp_transport.AiohttpTransport``, what the gateway uses
+  now (when this checkout has it).
 """
 
 from __future__ import annotations
@@ -159,17 +162,34 @@ def _httpx_aiohttp() -> Upstream:
     return HttpxLike("httpx + aiohttp transport", httpx, httpx_aiohttp.HttpxAiohttpClient)
 
 
+def _httpx_our_transport() -> Upstream:
+    import httpx
+
+    from jupyter_cortex_claude.snowflake.aiohttp_transport import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+    return HttpxLike(
+        "httpx + our aiohttp transport", httpx, transport=AiohttpTransport(limits=limits)
+    )
+
+
 CLIENTS: dict[str, Callable[[], Upstream]] = {"httpx": _httpx}
 for _name, _module, _factory in (
     ("httpx2", "httpx2", _httpx2),
     ("httpx + aiohttp transport", "httpx_aiohttp", _httpx_aiohttp),
     ("aiohttp", "aiohttp", Aiohttp),
+    (
+        "httpx + our aiohttp transport",
+        "jupyter_cortex_claude.snowflake.aiohttp_transport",
+        _httpx_our_transport,
+    ),
 ):
     if importlib.util.find_spec(_module) is not None:
         CLIENTS[_name] = _factory
 
 SLUGS = {"httpx": "httpx", "httpx2": "httpx2", "httpx + aiohttp transport": "httpx-aiohttp"}
 SLUGS["aiohttp"] = "aiohttp"
+SLUGS["httpx + our aiohttp transport"] = "httpx-our-transport"
 
 
 def versions() -> str:

@@ -41,8 +41,7 @@ def body_for(dialect: str) -> dict[str, Any]:
 
 
 def busy_upstream_connections(gateway: RunningGateway) -> int:
-    pool = gateway.service._cortex._client._transport._pool
-    return sum(1 for connection in pool.connections if not connection.is_idle())
+    return gateway.service._cortex.busy_connections()
 
 
 async def settle(condition: Any) -> bool:
