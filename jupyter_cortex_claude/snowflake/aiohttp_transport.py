@@ -61,9 +61,25 @@ class _AiohttpBody(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _MappedErrors():
-            async for piece in self._response.content.iter_any():
-                yield piece
+        content = self._response.content
+        while True:
+            try:
+                piece = await content.readany()
+            except Exception as error:
+                # aiohttp raises a broken connection's error before handing over what had arrived
+                # with it (StreamReader.readany checks for the error first); httpx hands the data
+                # over first, and the routes relay it before their error event (a Cortex stream
+                # cut right after message_start must still start the client's message).
+                arrived = b"".join(getattr(content, "_buffer", ()))
+                if arrived:
+                    yield arrived
+                mapped = _httpx_error(error)
+                if mapped is None:
+                    raise
+                raise mapped from error
+            if not piece:
+                return
+            yield piece
 
     async def aclose(self) -> None:
         # A body not read to its end closes the connection instead of returning it to the pool:
