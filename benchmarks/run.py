@@ -81,6 +81,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-floors", action="store_true", help="skip the bare relay per upstream client"
     )
+    parser.add_argument(
+        "--compare-checkout",
+        type=Path,
+        help="also measure our gateway in Jupyter from this source tree (a before/after in one run)",
+    )
     return parser.parse_args(argv)
 
 
@@ -108,6 +113,13 @@ def build_targets(
         )  # fmt: skip
     for server in ours:
         base = server.url + "/cortex-claude/anthropic/v1/messages"
+        if server.name == "jupyter-other":
+            targets.append(
+                Target(f"ours in Jupyter, gateway key ({server.extra['label']})", "anthropic",
+                       base, anthropic_headers(**{"x-api-key": server.extra["key"]}), CLAUDE,
+                       DIRECT_MESSAGES, server.pid)
+            )  # fmt: skip
+            continue
         label = "ours in Jupyter" if server.name == "jupyter" else "ours standalone"
         key_headers = anthropic_headers(**{"x-api-key": server.extra["key"]})
         targets.append(
@@ -276,6 +288,16 @@ async def measure_all(targets: list[Target], sizes: Sizes, notes: list[str]) -> 
     return targets
 
 
+def checkout_label(path: Path) -> str:
+    """``<dir> @ <short commit>`` of a source tree, for the row of a before/after comparison."""
+    import subprocess
+
+    commit = subprocess.run(
+        ["git", "-C", str(path), "log", "-1", "--format=%h"], capture_output=True, text=True
+    ).stdout.strip()
+    return f"{path} @ {commit or 'unknown commit'}"
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -305,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
         emulator_port = int(emulator.url.rsplit(":", 1)[1])
         ours = [servers.start_jupyter(workdir, emulator_port)]
         started.extend(ours)
+        if args.compare_checkout:
+            other = servers.start_jupyter(workdir, emulator_port, checkout=args.compare_checkout)
+            started.append(other)
+            other.extra["label"] = checkout_label(args.compare_checkout)
+            ours.append(other)
         blocker = servers.standalone_available()
         if blocker is None:
             try:

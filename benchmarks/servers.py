@@ -155,21 +155,29 @@ def jupyter_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def start_jupyter(workdir: Path, emulator_port: int, *, extension: bool = True) -> Server:
+def start_jupyter(
+    workdir: Path, emulator_port: int, *, extension: bool = True, checkout: Path | None = None
+) -> Server:
+    """``jupyter server`` with our extension; from ``checkout`` (a source tree) when given."""
     port = free_port()
     root = workdir / "root"
     root.mkdir(exist_ok=True)
     log_path, log_fd = _log_file(workdir, f"jupyter-{port}")
+    env = jupyter_env(workdir)
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
     process = subprocess.Popen(
         jupyter_command(port, root, emulator_port, extension=extension),
-        env=jupyter_env(workdir),
+        env=env,
         stdout=log_fd,
         stderr=log_fd,
         stdin=subprocess.DEVNULL,
     )
     os.close(log_fd)
     url = f"http://127.0.0.1:{port}"
-    server = Server("jupyter", process, url, log_path)
+    server = Server("jupyter" if checkout is None else "jupyter-other", process, url, log_path)
     try:
         _wait_ready(f"{url}/api/status", process, 60, {"Authorization": f"token {JUPYTER_TOKEN}"})
         if extension:
