@@ -163,6 +163,8 @@ def _shape_responses(
 
 
 def _log_shaping(endpoint: str, shaped: ShapedRequest, changes: list[str]) -> None:
+    if not log.isEnabledFor(logging.DEBUG):  # every request passes here: skip the join
+        return
     log.debug(
         "%s: model %s -> %s, stream=%s, shaping: %s",
         endpoint,
