@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -80,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
     parser.add_argument(
         "--no-floors", action="store_true", help="skip the bare relay per upstream client"
+    )
+    parser.add_argument(
+        "--requests", type=int, help="latency samples per path (overrides the size)"
+    )
+    parser.add_argument(
+        "--no-concurrency", action="store_true", help="skip the concurrent-stream runs"
     )
     parser.add_argument(
         "--compare-checkout",
@@ -268,6 +275,8 @@ async def measure_all(targets: list[Target], sizes: Sizes, notes: list[str]) -> 
         for target in targets:
             if any(part in target.name for part in ("Jupyter token", "translated", "floor:")):
                 continue  # same relay as the gateway-key row (or a floor); saves minutes
+            if not sizes.levels:
+                break
             runs = []
             for level in sizes.levels:
                 rounds = max(1, -(-sizes.streams_per_level // level))
@@ -317,6 +326,10 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+    if args.requests:
+        sizes = dataclasses.replace(sizes, latency_count=args.requests)
+    if args.no_concurrency:
+        sizes = dataclasses.replace(sizes, levels=())
     notes: list[str] = []
     workdir = servers.new_workdir()
     started: list[servers.Server] = []

@@ -20,7 +20,7 @@ def test_500_concurrent_streams_and_a_soak_complete_without_errors_or_leaks() ->
     print("\n" + soak.report(figures))
 
     for result in figures.bursts:
-        assert result["errors"] == 0 and result["ok"] == 500, result
+        assert result["errors"] == 0 and result["ok"] == 500, (result["first_error"], result)
     assert figures.soak["errors"] == 0 and figures.soak["ok"] == figures.soak["sent"], figures.soak
     assert figures.soak["sent"] >= 500
 
