@@ -74,8 +74,8 @@ async def main(requests: int, rounds: int) -> None:
     finally:
         emulator.stop()
     base = statistics.median(results["httpx"])
-    print(f"{versions()}; {requests} requests × {rounds} rounds; 1-min load average during the ")
-    print(f"run {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs")
+    print(f"{versions()}; {requests} requests × {rounds} rounds")
+    print(f"1-min load average during the run {min(loads):.1f}-{max(loads):.1f}, {os.cpu_count()} CPUs")
     print()
     print("| upstream client | CPU µs per streamed request (median of rounds) | rounds | ratio |")
     print("|---|---:|---|---:|")
