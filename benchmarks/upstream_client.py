@@ -75,7 +75,9 @@ async def main(requests: int, rounds: int) -> None:
         emulator.stop()
     base = statistics.median(results["httpx"])
     print(f"{versions()}; {requests} requests × {rounds} rounds")
-    print(f"1-min load average during the run {min(loads):.1f}-{max(loads):.1f}, {os.cpu_count()} CPUs")
+    print(
+        f"1-min load average during the run {min(loads):.1f}-{max(loads):.1f}, {os.cpu_count()} CPUs"
+    )
     print()
     print("| upstream client | CPU µs per streamed request (median of rounds) | rounds | ratio |")
     print("|---|---:|---|---:|")
