@@ -225,12 +225,25 @@ class CortexClaude(Configurable):
 
     max_retries = Int(
         3,
-        help="How often to retry a Cortex call refused by a throttle (429) or a transient error.",
+        help="""How often to retry a Cortex call that Cortex refused for now: 429, 503 ("inference
+        timed out") or its throttled 400. A request Cortex may have received otherwise (a read
+        timeout, a connection that broke after sending) is never re-sent.""",
     ).tag(config=True)
 
     retry_backoff = Float(
         0.5,
-        help="Base delay in seconds between retries; doubled on each attempt, with jitter.",
+        help="""Base delay in seconds between retries; doubled on each attempt, with jitter. An
+        upstream Retry-After longer than the delay is waited instead.""",
+    ).tag(config=True)
+
+    retry_deadline = Float(
+        10.0,
+        help="""Longest time, in seconds, one call spends in retries before the client gets the
+        error. Connections that could not be opened (Cortex never saw the request) are retried
+        until then, so an outage shorter than this is ridden out; a longer one is reported as
+        "Could not reach Snowflake" with what to check, and clients are told not to retry it
+        themselves. A wait (backoff or Retry-After) that would end after it is not taken: the
+        client gets the Retry-After instead.""",
     ).tag(config=True)
 
     max_request_bytes = Int(

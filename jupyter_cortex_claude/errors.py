@@ -63,6 +63,7 @@ class GatewayError(Exception):
         request_id: str | None = None,
         retry_after: float | None = None,
         param: str | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -71,6 +72,9 @@ class GatewayError(Exception):
         self.request_id = request_id
         self.retry_after = retry_after
         self.param = param
+        # False: the client should not retry on its own (an `x-should-retry: false` header, which
+        # the Anthropic and OpenAI SDKs and Claude Code obey; docs/reliability.md).
+        self.should_retry = should_retry
 
     @property
     def anthropic_status(self) -> int:
@@ -109,6 +113,8 @@ class GatewayError(Exception):
         if self.retry_after is not None:
             headers["retry-after"] = str(max(1, round(self.retry_after)))
         headers.update(request_id_header(self.request_id))
+        if self.should_retry is not None:
+            headers["x-should-retry"] = "true" if self.should_retry else "false"
         return headers
 
 

@@ -29,10 +29,22 @@ from .snowflake.connection import SnowflakeConnection, resolve_connection
 from .snowflake.cortex import CortexClient, RetryPolicy
 from .snowflake.credential_factory import create_credential
 from .snowflake.credentials import SnowflakeCredential
-from .snowflake.errors import ConfigurationError
+from .snowflake.errors import ConfigurationError, ConnectorMissing
 from .snowflake.models import ModelCatalogue
+from .snowflake.upstream_status import (
+    AUTH_FAILED,
+    CONNECTOR_MISSING,
+    NOT_ALLOWED,
+    OK,
+    UNREACHABLE,
+    UpstreamStatus,
+)
 
 log = logging.getLogger("jupyter_cortex_claude")
+
+# Upstream states that mean no request can succeed until someone acts: the health status shows them.
+# A 429 or a Cortex 5xx is a moment's trouble, shown in `upstream` but not as the status.
+BLOCKING_STATES = (UNREACHABLE, AUTH_FAILED, CONNECTOR_MISSING, NOT_ALLOWED)
 
 DEMO_NOTICE = (
     "OFFLINE DEMO: no Snowflake account is configured, so cortex-claude answers from its built-in "
@@ -77,10 +89,12 @@ class GatewayService:
         self._cortex: CortexClient | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._probe_task: asyncio.Task[None] | None = None
         self.ledger: UsageLedger | None = None
         # The CODEX_HOME written for this gateway's terminals (server/terminals.py), if any.
         self.codex_home: str | None = None
         self.budget = CreditBudget()  # off until the service starts
+        self.upstream = UpstreamStatus()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -113,8 +127,11 @@ class GatewayService:
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
             retry=RetryPolicy(
-                max_retries=self.config.max_retries, backoff=self.config.retry_backoff
+                max_retries=self.config.max_retries,
+                backoff=self.config.retry_backoff,
+                deadline=self.config.retry_deadline,
             ),
+            status=self.upstream,
         )
         if self.ledger is None:
             self.ledger = open_ledger(self.config.usage_db_path, self.config.model_prices)
@@ -143,7 +160,11 @@ class GatewayService:
         )
         if self.demo:
             self.log.warning(DEMO_NOTICE)
-        else:
+        # "Ready" is said only once a connection to the host opened (the probe logs why not).
+        self._probe_task = asyncio.get_running_loop().create_task(self._probe_at_start())
+
+    async def _probe_at_start(self) -> None:
+        if await self.probe() == OK and not self.demo and self.connection is not None:
             self.log.info(
                 "cortex-claude gateway ready: %s as %s (%s)",
                 self.connection.host,
@@ -156,7 +177,24 @@ class GatewayService:
             self.ledger.record(record)
         self.budget.settle(record)
 
+    async def probe(self) -> str | None:
+        """Check now that the login can run and a connection to the account host opens: the
+        upstream state, also kept for health; None when the gateway is not configured."""
+        if self._cortex is None or self.connection is None:
+            return None
+        if getattr(self.credential, "needs_connector", False):
+            from .snowflake.session_credentials import connector_installed
+
+            if not connector_installed():
+                missing = ConnectorMissing(self.connection.authenticator)
+                self.upstream.probed(CONNECTOR_MISSING, str(missing))
+                return CONNECTOR_MISSING
+        return await self._cortex.probe()
+
     async def stop(self) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            self._probe_task = None
         if self.ledger is not None:
             ledger, self.ledger = self.ledger, None
             await asyncio.get_running_loop().run_in_executor(None, ledger.close)
@@ -214,14 +252,18 @@ class GatewayService:
     def health(self) -> dict[str, Any]:
         connection = self.connection
         claude_path = find_claude(self.config)
+        upstream_state = self.upstream.state
         if self.error:
             status = "error"
+        elif upstream_state in BLOCKING_STATES:
+            status = upstream_state
         elif self.demo:
             status = "demo"
         else:
             status = "ok"
         return {
             "status": status,
+            "upstream": self.upstream.as_dict(),
             "configured": self._gateway is not None and not self.demo,
             "demo": self.demo,
             "notice": DEMO_NOTICE if self.demo else None,

@@ -7,13 +7,16 @@ docs/reliability.md (fault, endpoint, what the client saw).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from jupyter_cortex_claude.config import CortexClaude
 from jupyter_cortex_claude.testing import CortexEmulator, Fault, Reply
 
 from .battery import ENDPOINT_OF, assert_error_shape, record_row, sse_frames
@@ -160,9 +163,7 @@ async def test_cortex_refusals_reach_the_client_as_errors_it_understands(
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize(
-    "fault", [Fault.status(429), Fault.status(503), Fault.throttled_400(), Fault.connection_reset()]
-)
+@pytest.mark.parametrize("fault", [Fault.status(429), Fault.status(503), Fault.throttled_400()])
 async def test_a_short_burst_is_retried_before_the_first_byte_and_the_client_sees_only_success(
     running_gateway: RunningGateway, dialect: str, fault: Fault
 ) -> None:
@@ -174,6 +175,74 @@ async def test_a_short_burst_is_retried_before_the_first_byte_and_the_client_see
     record_row(f"{fault_label(fault)} ×2, then OK", dialect, seen(response), "pass")
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_connection_reset_after_the_request_went_out_is_reported_not_re_sent(
+    running_gateway: RunningGateway, dialect: str
+) -> None:
+    """The emulator resets the connection after it read the request: Cortex may have processed
+    it (and billed it), so the gateway must not send it again."""
+    running_gateway.emulator.fail_next(Fault.connection_reset(), times=2)
+    response = await call(running_gateway, dialect, stream=True)
+    assert response.status_code == 502, response.text
+    assert assert_error_shape(dialect, response.json()) == "api_error"
+    assert "not re-sent" in response.json()["error"]["message"]
+    assert len(running_gateway.emulator.inference_requests()) == 1
+    record_row("connection reset after the request was sent", dialect, seen(response), "pass")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_retry_after_longer_than_the_backoff_is_waited(
+    running_gateway: RunningGateway, dialect: str
+) -> None:
+    emulator = running_gateway.emulator
+    emulator.fail_next(Fault.status(429, retry_after=1))  # the backoff here is 0.01 s
+    emulator.script(Reply.text("after waiting as told"))
+    response = await call(running_gateway, dialect, stream=True)
+    assert seen(response) == "200 complete stream", response.text
+    first, second = emulator.inference_requests()
+    # Not a timing bound: a lower one. The retry came no sooner than Cortex asked.
+    assert second.at - first.at >= 0.95
+    record_row("429 with Retry-After: 1, then OK", dialect, seen(response), "pass")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_retry_after_beyond_the_deadline_is_passed_on_at_once(
+    running_gateway: RunningGateway, dialect: str
+) -> None:
+    emulator = running_gateway.emulator
+    emulator.fail_next(Fault.status(429, retry_after=120))  # past the 10 s retry deadline
+    response = await call(running_gateway, dialect, stream=True)
+    assert response.status_code == 429, response.text
+    assert response.headers["retry-after"] == "120"
+    assert len(emulator.inference_requests()) == 1
+    record_row("429 with Retry-After: 120", dialect, seen(response), "pass")
+
+
+@pytest.mark.parametrize(
+    "cortex_claude_config",
+    [{"retry_deadline": 1.0, "max_retries": 1000, "retry_backoff": 0.05}],
+    indirect=True,
+)
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_the_retry_deadline_bounds_the_loop(
+    running_gateway: RunningGateway, dialect: str
+) -> None:
+    emulator = running_gateway.emulator
+    emulator.fail_next(Fault.status(503), times=1000)
+    started = time.monotonic()
+    response = await call(running_gateway, dialect, stream=True)
+    elapsed = time.monotonic() - started
+    assert response.status_code == (529 if dialect == "anthropic" else 503), response.text
+    tries = len(emulator.inference_requests())
+    assert 2 <= tries < 1000
+    arrivals = [request.at for request in emulator.inference_requests()]
+    assert arrivals[-1] - arrivals[0] < 1.0  # no attempt started after the deadline
+    assert elapsed < 1.0 + 5.0, elapsed  # the deadline, plus a generous margin for a busy CI
+    record_row(
+        "503 for ever, retry_deadline 1 s", dialect, f"{seen(response)} after {tries} tries", "pass"
+    )
+
+
 # -- the road to Cortex is broken ------------------------------------------------------------
 
 
@@ -183,43 +252,90 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])  # closed again when the block ends
 
 
+SHORT_DEADLINE = {"retry_deadline": 1.0}
 UNREACHABLE = [
-    pytest.param({"port": closed_port()}, "127.0.0.1", id="connection-refused"),
-    pytest.param({"host": "nonexistent.invalid"}, "nonexistent.invalid", id="dns-failure"),
-    pytest.param({"protocol": "https"}, "https://127.0.0.1", id="tls-failure"),
+    pytest.param(
+        {"port": closed_port(), **SHORT_DEADLINE}, "127.0.0.1:", "refused", id="connection-refused"
+    ),
+    pytest.param(
+        {"host": "nonexistent.invalid", **SHORT_DEADLINE},
+        "nonexistent.invalid:",
+        "does not resolve",
+        id="dns-failure",
+    ),
+    pytest.param({"protocol": "https"}, "127.0.0.1:", "TLS handshake", id="tls-failure"),
 ]
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize(
-    ("cortex_claude_config", "named"), UNREACHABLE, indirect=["cortex_claude_config"]
+    ("cortex_claude_config", "named", "what"), UNREACHABLE, indirect=["cortex_claude_config"]
 )
-async def test_an_unreachable_account_host_is_a_clear_5xx_naming_the_host(
-    running_gateway: RunningGateway, dialect: str, named: str
+async def test_an_unreachable_account_host_is_a_502_naming_the_host_that_clients_do_not_retry(
+    running_gateway: RunningGateway, dialect: str, named: str, what: str
 ) -> None:
     response = await call(running_gateway, dialect, stream=True)
-    assert 500 <= response.status_code < 600, response.text
-    assert response.status_code != 500
-    error_type = assert_error_shape(dialect, response.json())
-    assert error_type in ("overloaded_error", "api_error", "server_error")
+    assert response.status_code == 502, response.text
+    assert assert_error_shape(dialect, response.json()) == "api_error"
+    assert response.headers["x-should-retry"] == "false"
     message = response.json()["error"]["message"]
-    assert named in message, message
-    assert "Could not reach Snowflake" in message or "Could not connect" in message
-    record_row(f"unreachable host ({named})", dialect, seen(response), "pass")
+    assert "Could not reach Snowflake at " + named in message, message
+    assert what in message, message
+    assert "Check " in message
+    assert running_gateway.emulator.requests == []
+    record_row(f"unreachable host ({what})", dialect, seen(response), "pass")
+
+
+DEFAULT_RETRIES = {
+    name: getattr(CortexClaude(), name)
+    for name in ("max_retries", "retry_backoff", "retry_deadline")
+}
+
+
+@pytest.mark.parametrize(
+    "cortex_claude_config", [{"port": closed_port(), **DEFAULT_RETRIES}], indirect=True
+)
+async def test_a_two_second_outage_is_ridden_out_with_the_default_retry_settings(
+    running_gateway: RunningGateway, cortex_emulator_factory: Any
+) -> None:
+    """Nothing listens on the account's port for two seconds; then Cortex is back. The request
+    that arrived during the outage is answered, once (the failed connects never reached it)."""
+    port = running_gateway.service.connection.port
+    request = asyncio.ensure_future(call(running_gateway, "anthropic", stream=True))
+    await asyncio.sleep(2.0)
+    back = cortex_emulator_factory(port=port)
+    back.script(Reply.text("back again"))
+    response = await request
+    assert seen(response) == "200 complete stream", response.text
+    assert len(back.inference_requests()) == 1
+    record_row("2 s outage (nothing listens), then OK", "anthropic", seen(response), "pass")
 
 
 # -- Cortex stalls, breaks off, or talks nonsense --------------------------------------------
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "json"])
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_a_stall_before_the_first_byte_is_retried_then_reported(
-    running_gateway: RunningGateway, dialect: str
+async def test_a_stall_before_the_first_byte_is_reported_at_once_and_not_re_sent(
+    running_gateway: RunningGateway, dialect: str, stream: bool
 ) -> None:
-    running_gateway.emulator.fail_next(Fault.stall_before_first_byte(READ_TIMEOUT * 6), times=3)
-    response = await call(running_gateway, dialect, stream=True)
-    assert response.status_code == (529 if dialect == "anthropic" else 503), response.text
-    assert "did not answer in time" in response.json()["error"]["message"]
-    record_row("stall before first byte (every attempt)", dialect, seen(response), "pass")
+    """Cortex received the request and says nothing (a stall, or a non-streamed answer slower
+    than read_timeout): re-sending would run and bill it again. One request, one clear error,
+    after about read_timeout."""
+    emulator = running_gateway.emulator
+    emulator.fail_next(Fault.stall_before_first_byte(READ_TIMEOUT * 6), times=3)
+    started = time.monotonic()
+    response = await call(running_gateway, dialect, stream=stream)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504, response.text
+    assert assert_error_shape(dialect, response.json()) == "api_error"
+    assert response.headers["x-should-retry"] == "false"
+    message = response.json()["error"]["message"]
+    assert f"sent nothing for {READ_TIMEOUT:g} s" in message and "not re-sent" in message
+    assert len(emulator.inference_requests()) == 1
+    assert elapsed < READ_TIMEOUT + 5.0, elapsed  # not max_retries × read_timeout
+    label = "stall before first byte" if stream else "non-streamed answer slower than read_timeout"
+    record_row(label, dialect, seen(response), "pass")
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

@@ -304,8 +304,13 @@ class OpenAIModels(StreamedBody, GatewayHandlerMixin):
 
 
 class Health(StreamedBody, GatewayHandlerMixin):
+    """The gateway's configuration and the upstream's last outcome; ``?probe=1`` checks now that a
+    connection to the account host opens (no request, no login) before answering."""
+
     async def get(self) -> None:
         await self.service.start()
+        if self.get_argument("probe", "") not in ("", "0", "false"):
+            await self.service.probe()
         # Under Jupyter, also whether the JupyterLab extension is installed (server/frontend.py).
         frontend = self.settings.get("cortex_claude_frontend", {})
         await self.send_reply(JsonReply(200, {**self.service.health(), **frontend}))

@@ -3,14 +3,26 @@
 Credentials come in as an ``httpx.Auth`` (see :mod:`.credentials`), so this module never knows which
 kind of Snowflake identity is in use; the auth flow renews and replays on a 401 by itself. The
 requests go out through aiohttp (:mod:`.aiohttp_transport`): httpx's API, half its CPU per request.
+
+Only what Cortex did not process is retried (issue 11, finding 4): a connection that could not be
+opened (httpx's ``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``: raised before a byte of the
+request is written, so Cortex never saw it), and Cortex's own "not now" answers (429, 503 and the
+throttled 400). Everything after the request went out is reported, never re-sent: a read timeout
+before the first byte (Cortex may still be working on it, and bills it), a connection reset or a
+write that broke off (httpx's ``ReadError``, ``WriteError``, ``RemoteProtocolError``: what Cortex
+received is unknown). One deadline (``c.CortexClaude.retry_deadline``) bounds the whole loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import random
+import ssl
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +34,22 @@ from .aiohttp_transport import AiohttpTransport
 from .errors import (
     SESSION_EXPIRED_CODE,
     ConfigurationError,
+    ConnectorMissing,
+    describe_connect_failure,
     error_from_cortex,
     is_error_body,
     is_throttled_400,
     parse_snowflake_error,
+    retry_after_seconds,
+)
+from .upstream_status import (
+    AUTH_FAILED,
+    CONNECTOR_MISSING,
+    CORTEX_ERROR,
+    OK,
+    UNREACHABLE,
+    UpstreamStatus,
+    state_for_status,
 )
 
 log = logging.getLogger("jupyter_cortex_claude.cortex")
@@ -38,15 +62,25 @@ MODELS_PATH = "/api/v2/cortex/models"
 
 _RETRYABLE_STATUS = frozenset({429, 503})
 _MAX_ERROR_BODY = 64 * 1024
+# Raised while a connection is being opened or waited for: nothing of the request was written yet.
+_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_MIN_ATTEMPT_CONNECT = 0.5  # seconds: the shortest connect timeout a last attempt gets
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries happen only before anything was sent to the client."""
+    """Retries happen only before anything was sent to the client, and only for requests Cortex
+    did not process.
+
+    ``max_retries`` bounds the retries of Cortex's refusals (429, 503, throttled 400); connection
+    failures, which never reached Cortex, are retried until ``deadline`` (seconds since the first
+    attempt), which also bounds every wait: a wait that would end after it is not taken.
+    """
 
     max_retries: int = 3
     backoff: float = 0.5
     max_backoff: float = 8.0
+    deadline: float = 10.0
 
     def delay(self, attempt: int) -> float:
         # Full jitter between half and all of the exponential step spreads a team's retries out.
@@ -67,10 +101,17 @@ class CortexClient:
         read_timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 1000,
+        status: UpstreamStatus | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        url = httpx.URL(self.base_url)
+        self.host = url.host
+        self.port = url.port or (443 if url.scheme == "https" else 80)
         self.identity = identity
         self.retry = retry or RetryPolicy()
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.status = status or UpstreamStatus()
         self._auth = auth
         self._transport = AiohttpTransport(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100)
@@ -88,6 +129,10 @@ class CortexClient:
         """Connections to Cortex now carrying a request."""
         return self._transport.busy_connections()
 
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -101,32 +146,43 @@ class CortexClient:
     ) -> CortexResponse:
         """POST ``content`` and return the 2xx response with its body not yet read.
 
-        Raises :class:`GatewayError` for any failure, after bounded retries on 429, 503, Cortex's
-        throttled 400 and connection errors. Nothing has reached the client yet, so retrying is safe.
+        Raises :class:`GatewayError` for any failure, after the retries the module docstring
+        describes. Nothing has reached the client yet, so a retry is invisible to it.
         """
-        attempts = self.retry.max_retries + 1
-        retries = 0
-        last_error: GatewayError | None = None
-        for attempt in range(attempts):
+        first_started = time.monotonic()
+        deadline = first_started + self.retry.deadline
+        refusals = 0  # Cortex's 429/503/throttled answers so far
+        attempt = 0
+        while True:
             started = time.monotonic()
-            request = self._client.build_request("POST", path, content=content, headers=headers)
+            request = self._client.build_request(
+                "POST", path, content=content, headers=headers, timeout=self._timeout(deadline)
+            )
+            retry_after: float | None = None
             try:
                 response = await self._client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                last_error = self._timeout_error(exc)
+            except _NOTHING_SENT as exc:
+                failure = describe_connect_failure(exc, connect_timeout=self.connect_timeout)
+                error = self._unreachable_error(failure.what, failure.check)
+                state, retryable = UNREACHABLE, failure.heals
+            except httpx.ReadTimeout:
+                raise self._failed(CORTEX_ERROR, self._stall_error()) from None
             except (httpx.TransportError, httpx.DecodingError) as exc:
-                last_error = self._transport_error(exc)
+                raise self._failed(CORTEX_ERROR, self._broken_error(exc)) from None
             except ConfigurationError as exc:
                 # The credential cannot be used at all (e.g. its login needs a package that is not
                 # installed): a 403 makes Claude Code stop at once and show the fix, where a 401
                 # would be retried for minutes.
-                raise GatewayError(
-                    403, f"cortex-claude cannot authenticate to Snowflake: {exc}"
-                ) from None
+                state = CONNECTOR_MISSING if isinstance(exc, ConnectorMissing) else AUTH_FAILED
+                error = GatewayError(403, f"cortex-claude cannot authenticate to Snowflake: {exc}")
+                raise self._failed(state, error) from None
+            except GatewayError as error:  # a connector login the auth flow ran, refused
+                raise self._failed(state_for_status(error.status), error) from None
             else:
                 if response.status_code < 400:
                     await self._raise_if_session_expired(response, model)
-                    return CortexResponse(response, retries=retries, started=started)
+                    self.status.succeeded()
+                    return CortexResponse(response, retries=attempt, started=started)
                 body = await _read_bounded(response)
                 error = error_from_cortex(
                     response.status_code,
@@ -140,33 +196,105 @@ class CortexClient:
                 retryable = response.status_code in _RETRYABLE_STATUS or is_throttled_400(
                     response.status_code, body
                 )
+                state = state_for_status(error.status)
                 log.debug(
-                    "Cortex %s answered %s (request id %s), attempt %d/%d",
+                    "Cortex %s answered %s (request id %s), attempt %d",
                     path,
                     response.status_code,
                     error.request_id,
                     attempt + 1,
-                    attempts,
                 )
                 if not retryable:
-                    raise error
-                last_error = error
-            if attempt + 1 < attempts:
-                retries += 1
-                await asyncio.sleep(self.retry.delay(attempt))
-        assert last_error is not None
-        if last_error.status == 429:
-            last_error.retry_after = max(1.0, self.retry.delay(attempts))
-        raise last_error
+                    if state == OK:  # a refusal of this request: Cortex itself is fine
+                        self.status.succeeded()
+                        raise error
+                    raise self._failed(state, error)
+                retry_after = retry_after_seconds(response.headers)
+                refusals += 1
+            wait = max(self.retry.delay(attempt), retry_after or 0.0)
+            out_of_retries = (
+                not retryable
+                or (state != UNREACHABLE and refusals > self.retry.max_retries)
+                or time.monotonic() + wait >= deadline
+            )
+            if out_of_retries:
+                if state == UNREACHABLE:
+                    tries = "once" if attempt == 0 else f"{attempt + 1} times"
+                    error.message += f" (tried {tries} in {time.monotonic() - first_started:.1f} s)"
+                if retry_after is not None:
+                    error.retry_after = retry_after  # Cortex's own word, passed on
+                elif error.status == 429:
+                    error.retry_after = max(1.0, self.retry.delay(attempt + 1))
+                raise self._failed(state, error)
+            log.debug("Retrying %s in %.2f s (%s)", path, wait, state)
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def get_json(self, path: str) -> Any:
-        response = await self._client.get(path)
-        body = await response.aread()
+        try:
+            response = await self._client.get(path)
+            body = await response.aread()
+        except _NOTHING_SENT as exc:
+            failure = describe_connect_failure(exc, connect_timeout=self.connect_timeout)
+            raise self._failed(
+                UNREACHABLE, self._unreachable_error(failure.what, failure.check)
+            ) from None
+        except httpx.HTTPError as exc:
+            raise self._failed(CORTEX_ERROR, self._broken_error(exc)) from None
+        except ConfigurationError as exc:
+            state = CONNECTOR_MISSING if isinstance(exc, ConnectorMissing) else AUTH_FAILED
+            raise self._failed(state, GatewayError(403, str(exc))) from None
         if response.status_code >= 400:
-            raise error_from_cortex(
+            error = error_from_cortex(
                 response.status_code, body, response.headers, model="", identity=self.identity
             )
+            state = state_for_status(error.status)
+            if state != OK:
+                raise self._failed(state, error)
+            raise error
+        self.status.succeeded()
         return response.json()
+
+    async def probe(self) -> str:
+        """Can a connection to the account host be opened (DNS, TCP, TLS)? The state, also kept
+        in :attr:`status`. Sends no request, so no credential is used and no login starts (a
+        browser SSO login must not pop up because the server started)."""
+        host, port = self.host, self.port
+        via = ""
+        proxy = _proxy_for(self.base_url)
+        use_tls = self.base_url.startswith("https://")
+        if proxy is not None:
+            host, port = proxy.host, proxy.port or (443 if proxy.scheme == "https" else 80)
+            via, use_tls = f" (through the proxy {host}:{port})", proxy.scheme == "https"
+        context: ssl.SSLContext | None = httpx.create_ssl_context() if use_tls else None
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host, port, ssl=context, server_hostname=host if context else None
+                ),
+                self.connect_timeout,
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            failure = describe_connect_failure(exc, connect_timeout=self.connect_timeout)
+            reason = f"{self._unreachable_error(failure.what, failure.check).message}{via}"
+            self.status.probed(UNREACHABLE, reason)
+            return UNREACHABLE
+        writer.close()
+        with contextlib.suppress(OSError):  # a TLS close the peer did not answer
+            await writer.wait_closed()
+        self.status.probed(OK, f"a connection to {self.where}{via} opened")
+        return OK
+
+    def _timeout(self, deadline: float) -> httpx.Timeout:
+        """This attempt's timeouts: opening a connection must end by the deadline; reading not."""
+        # Rounded up to half seconds: the transport keeps one timeout object per distinct value.
+        remaining = math.ceil(max(_MIN_ATTEMPT_CONNECT, deadline - time.monotonic()) * 2) / 2
+        connect = min(self.connect_timeout, remaining)
+        return httpx.Timeout(self.read_timeout, connect=connect, pool=connect)
+
+    def _failed(self, state: str, error: GatewayError) -> GatewayError:
+        self.status.failed(state, error.message)
+        return error
 
     async def _raise_if_session_expired(self, response: httpx.Response, model: str) -> None:
         """Session tokens expire with HTTP 200 + code 390112 (cortex-api.md), for streamed
@@ -180,7 +308,7 @@ class CortexClient:
             body = await response.aread()
         except httpx.HTTPError as exc:  # a JSON answer cut mid-way (tests/test_faults.py)
             await response.aclose()
-            raise answer_broke_off(exc) from None
+            raise self._failed(CORTEX_ERROR, answer_broke_off(exc)) from None
         payload = parse_snowflake_error(body)
         if str(payload.get("code")) != SESSION_EXPIRED_CODE or not is_error_body(payload):
             return
@@ -188,30 +316,51 @@ class CortexClient:
         error = error_from_cortex(401, body, response.headers, model=model, identity=self.identity)
         error.message = error.message.replace("Cortex answered 401", "Cortex answered 200")
         self._add_credential_advice(error)
-        raise error
+        raise self._failed(AUTH_FAILED, error)
 
     def _add_credential_advice(self, error: GatewayError) -> None:
         explain = getattr(self._auth, "explain_refusal", None)
         if explain is not None:
             error.message = f"{error.message} {explain()}"
 
-    def _timeout_error(self, exc: httpx.TimeoutException) -> GatewayError:
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-            return GatewayError(
-                503,
-                f"Could not connect to Snowflake at {self.base_url} in time ({type(exc).__name__}).",
-            )
+    def _unreachable_error(self, what: str, check: str) -> GatewayError:
+        # 502 with `x-should-retry: false`: the pinned Claude Code (2.1.330) and the Anthropic and
+        # OpenAI SDKs then show the message at once; a 5xx without it, or a 529 overloaded_error
+        # (which Claude Code retries whatever the header says), took 207 s (docs/reliability.md).
         return GatewayError(
-            503, f"Cortex at {self.base_url} did not answer in time ({type(exc).__name__})."
+            502,
+            f"Could not reach Snowflake at {self.where}: {what}. Check {check}.",
+            should_retry=False,
         )
 
-    def _transport_error(self, exc: Exception) -> GatewayError:
+    def _stall_error(self) -> GatewayError:
+        return GatewayError(
+            504,
+            f"Cortex at {self.where} accepted the request but sent nothing for "
+            f"{self.read_timeout:g} s (c.CortexClaude.read_timeout). It was not re-sent: Cortex "
+            "may still be working on it. Without streaming, the whole answer arrives at once, so "
+            "a long one needs streaming or a larger read_timeout.",
+            should_retry=False,
+        )
+
+    def _broken_error(self, exc: Exception) -> GatewayError:
         reason = str(exc) or type(exc).__name__
         return GatewayError(
-            503,
-            f"Could not reach Snowflake at {self.base_url}: {reason}. Check the account host, "
-            "the network (proxy, VPN, privatelink) and that the account identifier is right.",
+            502,
+            f"The connection to Snowflake at {self.where} broke after the request was sent "
+            f"({reason}). It was not re-sent, since Cortex may have received it; retry if you "
+            "want it again.",
         )
+
+
+def _proxy_for(url: str) -> httpx.URL | None:
+    """The proxy httpx would use for ``url`` from the environment (HTTPS_PROXY, NO_PROXY...)."""
+    target = httpx.URL(url)
+    if urllib.request.proxy_bypass_environment(target.host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    chosen = proxies.get(target.scheme) or proxies.get("all")
+    return httpx.URL(chosen) if chosen else None
 
 
 class CortexResponse:

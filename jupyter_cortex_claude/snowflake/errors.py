@@ -9,7 +9,12 @@ Snowflake's message and request id (support asks for it) and add the fix where w
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import socket
+import ssl
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..errors import GatewayError
@@ -18,9 +23,124 @@ THROTTLED_400 = "all requests were throttled by remote service"
 SESSION_EXPIRED_CODE = "390112"
 
 
+CONNECTOR_INSTALL = "pip install 'snowflake-connector-python>=3.12'"
+
+
 class ConfigurationError(ValueError):
     """The Snowflake connection is configured in a way that cannot work; the message says how to fix
     it."""
+
+
+class ConnectorMissing(ConfigurationError):
+    """The login needs snowflake-connector-python, which is not installed."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"This Snowflake login ({kind}) needs the Snowflake connector, which "
+            "jupyter-cortex-claude installs; in this environment it is missing: "
+            f"{CONNECTOR_INSTALL} (or use a programmatic access token or a key pair, which need "
+            "no connector)."
+        )
+
+
+@dataclass(frozen=True)
+class ConnectFailure:
+    """Why a connection to Snowflake could not be opened, in words a person can act on.
+
+    ``heals`` says whether waiting can help (a refused connection, a resolver hiccup, a timeout) or
+    not (a name that does not exist, a TLS certificate or protocol mismatch): the gateway retries
+    the first kind within its deadline and reports the second at once.
+    """
+
+    what: str
+    check: str
+    heals: bool
+
+
+def describe_connect_failure(exc: BaseException, *, connect_timeout: float) -> ConnectFailure:
+    """What went wrong opening a connection, from the OS error under httpx's ``ConnectError``."""
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            # EAI_AGAIN is a resolver that could not answer now; the others say the name is wrong.
+            heals = cause.errno == socket.EAI_AGAIN
+            return ConnectFailure(
+                f"the host name does not resolve ({cause.strerror or cause})",
+                "the account identifier (`<org>-<account>`, without .snowflakecomputing.com), "
+                "c.CortexClaude.host, and the DNS or VPN this machine uses",
+                heals,
+            )
+        if isinstance(cause, ssl.SSLError):
+            reason = getattr(cause, "reason", None) or str(cause)
+            return ConnectFailure(
+                f"the TLS handshake failed ({reason})",
+                "the protocol and port (https on 443 for Snowflake; http only for a local "
+                "emulator), and, behind a proxy that inspects TLS, its CA certificate "
+                "(SSL_CERT_FILE)",
+                False,
+            )
+    for cause in causes:
+        if isinstance(cause, ConnectionRefusedError):
+            return ConnectFailure(
+                "the connection was refused (nothing listens on that port)",
+                "the host and port (c.CortexClaude.host / port), and the proxy, VPN or "
+                "privatelink setup",
+                True,
+            )
+        if isinstance(cause, TimeoutError) or type(cause).__name__ in (
+            "ConnectTimeout",
+            "PoolTimeout",
+        ):
+            return ConnectFailure(
+                f"no connection within {connect_timeout:g} s",
+                "the network: a firewall, a proxy (HTTPS_PROXY) or a VPN this machine needs for "
+                "Snowflake",
+                True,
+            )
+    reason = next((str(c) for c in reversed(causes) if str(c)), type(exc).__name__)
+    return ConnectFailure(
+        f"the connection failed ({reason})",
+        "the account host, the network (proxy, VPN, privatelink) and the account identifier",
+        True,
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, its causes and contexts, and the members of exception groups among them."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(getattr(current, "exceptions", ()) or ())
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                pending.append(linked)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """An upstream ``Retry-After`` (seconds or an HTTP date) in seconds; None when absent or bad.
+
+    Cortex does not document one (cortex-api.md), but a proxy or a future Cortex may send it; RFC
+    9110 section 10.2.3 allows both forms.
+    """
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = moment.timestamp() - time.time()
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return None
+    return min(seconds, 24 * 3600.0)
 
 
 def parse_snowflake_error(body: bytes) -> dict[str, Any]:

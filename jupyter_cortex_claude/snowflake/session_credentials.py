@@ -24,6 +24,7 @@ did not open: :class:`SnowparkSessionCredential` sends its token and never logs 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from .authenticators import SNOWPARK_SESSION
 from .connection import SnowflakeConnection
 from .credentials import Clock, CredentialError, SnowflakeCredential
 from .keypair import load_private_key
+from .errors import ConnectorMissing
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,8 @@ class SessionTokenCredential(SnowflakeCredential):
 class ConnectorSessionCredential(SessionTokenCredential):
     """Logs in through ``snowflake.connector.connect`` and uses the session's token."""
 
+    needs_connector: ClassVar[bool] = True
+
     def __init__(
         self,
         connect_arguments: dict[str, Any],
@@ -165,7 +169,7 @@ class ConnectorSessionCredential(SessionTokenCredential):
         self.logins += 1
 
     def _log_in(self) -> None:
-        connect = self._connect or _import_connect()
+        connect = self._connect or _import_connect(self.kind)
         old, self._connection = self._connection, None
         if old is not None:
             _close_quietly(old)
@@ -284,16 +288,19 @@ def connector_arguments(connection: SnowflakeConnection) -> dict[str, Any]:
     return arguments
 
 
-def _import_connect() -> Callable[..., Any]:
+def connector_installed() -> bool:
+    """Whether snowflake-connector-python can be imported, without importing it (it is slow)."""
+    try:
+        return importlib.util.find_spec("snowflake.connector") is not None
+    except (ImportError, ValueError):  # no `snowflake` package, or a module blocked in sys.modules
+        return False
+
+
+def _import_connect(kind: str) -> Callable[..., Any]:
     try:
         import snowflake.connector
     except ImportError:
-        raise CredentialError(
-            "This Snowflake login needs the Snowflake connector, which jupyter-cortex-claude "
-            "installs; in this environment it is missing: pip install "
-            "'snowflake-connector-python>=3.12' (or use a programmatic access token or a key pair, which "
-            "need no connector)."
-        ) from None
+        raise ConnectorMissing(kind) from None
     return snowflake.connector.connect  # type: ignore[no-any-return]
 
 

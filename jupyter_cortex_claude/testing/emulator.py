@@ -13,10 +13,11 @@ import logging
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import tornado.web
@@ -71,6 +72,7 @@ class RecordedRequest:
     headers: HTTPHeaders  # case-insensitive
     body: Any  # parsed JSON, or None
     raw: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic())
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
@@ -101,6 +103,7 @@ class CortexEmulator:
         token_delay: float = 0.0,
         passwords: Mapping[str, str] | None = None,
         session_lifetime: float = 3600.0,
+        port: int = 0,
     ) -> None:
         self.account = account
         self.user = user
@@ -124,7 +127,7 @@ class CortexEmulator:
         # stage (waiting for the first byte included): the fault battery's proof of closing.
         self.requests_dropped = 0
         self.host = "127.0.0.1"
-        self.port = 0
+        self.port = port  # 0: any free port, known once started
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
         self._faults: deque[Fault] = deque()
@@ -249,7 +252,7 @@ class CortexEmulator:
         app = tornado.web.Application(
             [(r"/.*", _CortexHandler, {"emulator": self})], log_function=_log_request
         )
-        sockets = bind_sockets(0, self.host, family=socket.AF_INET)
+        sockets = bind_sockets(self.port, self.host, family=socket.AF_INET)
         # Bodies up to 64 MiB are read so that the 20 MiB limit is answered with Cortex's 413.
         self._server = HTTPServer(app, max_body_size=64 * 1024 * 1024)
         self._server.add_sockets(sockets)
@@ -395,6 +398,8 @@ class _CortexHandler(tornado.web.RequestHandler):
         fault = self.emulator._take_fault()
         kind = fault.kind if fault else None
         if fault is not None and kind == "status":
+            if fault.retry_after is not None:
+                self.set_header("Retry-After", fault.retry_after)
             message = fault.message or STATUS_MESSAGES.get(fault.http_status, "Error.")
             raise CortexRefusal(fault.http_status, message, fault.code)
         if fault is not None and kind == "ok_with_error_body":

@@ -117,14 +117,24 @@ class Fault:
     after_events: int = 0
     seconds: float = 0.0
     token_delay: float | None = None
+    retry_after: str | None = None  # a Retry-After header on a status fault, as given
 
     @property
     def delivers_reply(self) -> bool:
         return self.kind in ("stall_before_first_byte", "stall_mid_stream", "slow")
 
     @classmethod
-    def status(cls, status: int, message: str | None = None, code: str | None = None) -> Fault:
-        return cls("status", http_status=status, message=message, code=code)
+    def status(
+        cls,
+        status: int,
+        message: str | None = None,
+        code: str | None = None,
+        *,
+        retry_after: float | str | None = None,
+    ) -> Fault:
+        # Cortex documents no Retry-After (cortex-api.md); a proxy in front of it may send one.
+        after = None if retry_after is None else str(retry_after)
+        return cls("status", http_status=status, message=message, code=code, retry_after=after)
 
     @classmethod
     def throttled_400(cls) -> Fault:
