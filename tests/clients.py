@@ -49,10 +49,12 @@ async def run_claude_headless(
     home: Path,
     max_turns: int = 4,
     extra_args: tuple[str, ...] = (),
-    extra_env: dict[str, str] | None = None,
+    extra_env: dict[str, str | None] | None = None,
     timeout: float = 240,
 ) -> ClaudeRun:
-    env = {
+    """``extra_env`` adds variables; a None value removes one (e.g. CLAUDE_CODE_MAX_RETRIES, to run
+    with Claude Code's default retries)."""
+    env: dict[str, str | None] = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "ANTHROPIC_BASE_URL": base_url,
@@ -76,7 +78,7 @@ async def run_claude_headless(
         str(max_turns),
         *extra_args,
         cwd=str(cwd),
-        env=env,
+        env={name: value for name, value in env.items() if value is not None},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -329,14 +330,8 @@ async def test_a_login_that_cannot_run_is_a_403_with_the_fix(
     running_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A password login needs the Snowflake connector; without it the user is told, at once."""
-    from jupyter_cortex_claude.snowflake import session_credentials
-
-    def connector_missing() -> Any:
-        raise session_credentials.CredentialError(
-            "This Snowflake login needs the Snowflake connector: pip install snowflake-connector-python"
-        )
-
-    monkeypatch.setattr(session_credentials, "_import_connect", connector_missing)
+    # None in sys.modules is Python's "not importable": the connector as if not installed.
+    monkeypatch.setitem(sys.modules, "snowflake.connector", None)
     service = running_gateway.service
     await service.stop()
     service.config.authenticator = "snowflake"
@@ -344,5 +339,5 @@ async def test_a_login_that_cannot_run_is_a_403_with_the_fix(
     service.config.token = ""
     with pytest.raises(anthropic.PermissionDeniedError) as refused:
         await running_gateway.anthropic().messages.create(**small_request())
-    assert "pip install snowflake-connector-python" in str(refused.value)
+    assert "pip install 'jupyter-cortex-claude[snowflake]'" in str(refused.value)
     assert running_gateway.emulator.inference_requests() == []

@@ -22,6 +22,7 @@ from ..service import GatewayService
 from .frontend import frontend_status
 from .handlers import JupyterAuthBase, routes
 from .jupyternaut import offer_or_seed_jupyternaut
+from .server_log import follow_server_log
 from .terminals import configure_terminal_environment
 
 
@@ -35,6 +36,7 @@ class CortexClaudeApp(ExtensionApp):
     service: GatewayService
 
     def initialize_settings(self) -> None:
+        self._stop_following_log = follow_server_log(self.serverapp.log, self.serverapp.log_level)
         self.service = GatewayService(CortexClaude(parent=self), logger=self.log)
         self.settings["cortex_claude_service"] = self.service
         self.settings["cortex_claude_frontend"] = frontend_status(self.log)
@@ -57,6 +59,7 @@ class CortexClaudeApp(ExtensionApp):
         if persona is not None:
             await persona.stop_adapter()
         await self.service.stop()
+        self._stop_following_log()
 
     def _persistent_key(self) -> Any:
         """Minted when Jupyternaut is to use it, else accepted if a previous start minted it."""

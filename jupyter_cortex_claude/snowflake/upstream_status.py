@@ -29,7 +29,8 @@ CORTEX_ERROR = "cortex_error"
 STATES = (OK, UNREACHABLE, AUTH_FAILED, CONNECTOR_MISSING, NOT_ALLOWED, THROTTLED, CORTEX_ERROR)
 
 LOG_INTERVAL = 60.0
-_REQUEST_ID = re.compile(r"\s*\[Snowflake request id [^\]]*\]")
+# What differs between two reports of the same failure: a request id, how often it was tried.
+_PER_CALL_DETAIL = re.compile(r"\s*(\[Snowflake request id [^\]]*\]|\(tried [^)]*\))")
 _MAX_REMEMBERED = 64  # distinct failures whose repeats are counted; older ones are forgotten
 
 
@@ -118,7 +119,7 @@ class UpstreamStatus:
         }
 
     def _warn(self, state: str, reason: str) -> None:
-        key = (state, _REQUEST_ID.sub("", reason))
+        key = (state, _PER_CALL_DETAIL.sub("", reason))
         now = self.clock()
         logged_at, repeats = self._logged.get(key, (None, 0))
         if logged_at is not None and now - logged_at < self.log_interval:
