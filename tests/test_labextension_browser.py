@@ -292,3 +292,31 @@ def test_jupyterlab_shows_the_claude_code_launcher_tile_and_cortex_status(
     # the status bar shows, with a hover text explaining it.
     assert status.attributes.get("data-level") in {"ok", "demo", "error"}
     assert status.attributes.get("title")
+
+
+def test_the_status_bar_says_when_snowflake_cannot_be_reached(
+    chromium: str, tmp_path: Path
+) -> None:
+    """The account host refuses connections: the start-up probe finds it, and the status bar item
+    says so (not "ok"), with the reason in its hover text."""
+    root_dir = tmp_path / "root"
+    root_dir.mkdir()
+    port = free_port()  # nothing listens there
+    settings = [
+        "--CortexClaude.account=testorg-testaccount",
+        "--CortexClaude.host=127.0.0.1",
+        f"--CortexClaude.port={port}",
+        "--CortexClaude.protocol=http",
+        "--CortexClaude.token=test-pat-0123456789",
+    ]
+    with run_jupyter_lab(tmp_path, root_dir, env=dict(os.environ), extra_args=settings) as lab:
+        page = load_lab_in_chromium(chromium, lab, tmp_path)
+        log = lab.log_tail()
+    status_items = page.with_class("jp-CortexClaude-statusItem")
+    assert len(status_items) == 1, "the Cortex status bar item is missing"
+    status = status_items[0]
+    assert status.text.strip() == "Cortex: unreachable", log
+    assert status.attributes.get("data-level") == "error"
+    assert f"Could not reach Snowflake at 127.0.0.1:{port}" in status.attributes["title"]
+    assert "gateway ready" not in log
+    assert f"Could not reach Snowflake at 127.0.0.1:{port}" in log

@@ -87,9 +87,16 @@ async def test_status_in_a_notebook_kernel_reports_the_server_gateway_without_se
     assert "testuser" in status.stdout
     assert "claude-sonnet-4-6" in status.stdout
     assert running_gateway.url("cortex-claude").replace("localhost", "127.0.0.1") in status.stdout
+    # The status checked the way to Snowflake (the emulator) just now.
+    assert "last check:    ok at " in status.stdout
     for secret in (running_gateway.key, TEST_PAT, running_gateway.jupyter_token):
         assert secret not in status.everything
-    assert "claude-opus-4-6" in models.stdout
+    # Which models can drive Claude Code (tool use), and which only chat.
+    agents, _, chat_only = models.stdout.partition("Chat only")
+    assert "Models that can drive Claude Code" in agents
+    assert "claude-opus-4-6" in agents and "openai-gpt-5" in agents
+    assert "llama3.1-70b" in chat_only and "mistral-large2" in chat_only
+    assert "llama3.1-70b" not in agents
 
 
 async def test_the_magic_asks_jupyterlab_to_open_claude_in_the_notebooks_folder(

@@ -163,6 +163,7 @@ def status_text(endpoint: Any, health: dict[str, Any], models: list[str] | None)
         ("version", health.get("version")),
     ]
     lines += [f"  {name + ':':<15}{value}" for name, value in rows if value]
+    lines += _upstream_lines(health.get("upstream"))
     if health.get("claude_installed") is False and health.get("claude_install_hint"):
         lines.append(f"  Claude Code:   {health['claude_install_hint']}")
     if health.get("labextension_installed") is False and health.get("labextension_hint"):
@@ -178,6 +179,22 @@ def _describe_budget(budget: Any) -> str | None:
     return budget_line(budget)
 
 
+def _upstream_lines(upstream: Any) -> list[str]:
+    """What the gateway last heard from Snowflake: the last call's outcome and the last probe's."""
+    if not isinstance(upstream, dict):
+        return []
+    lines = []
+    for label, key in (("last request", "last_call"), ("last check", "probe")):
+        outcome = upstream.get(key)
+        if not isinstance(outcome, dict):
+            continue
+        text = f"{outcome.get('state')} at {outcome.get('at')}"
+        if outcome.get("state") != "ok" and outcome.get("reason"):
+            text += f": {outcome['reason']}"
+        lines.append(f"  {label + ':':<15}{text}")
+    return lines
+
+
 def _describe_credential(credential: Any) -> str | None:
     if not isinstance(credential, dict):
         return str(credential) if credential else None
@@ -190,7 +207,8 @@ def _describe_credential(credential: Any) -> str | None:
 def show_status() -> None:
     endpoint = _endpoint()
     try:
-        health = _get_json(endpoint, endpoint.gateway_url + "/health")
+        # probe=1: check the way to Snowflake now (a connection, no request, no login).
+        health = _get_json(endpoint, endpoint.gateway_url + "/health?probe=1")
     except Exception as error:
         print(
             f"cortex-claude: the {endpoint.mode} gateway at {endpoint.gateway_url} did not answer: "
@@ -212,9 +230,25 @@ def show_models() -> None:
     except Exception as error:
         print(f"cortex-claude: could not list models: {error}", file=sys.stderr)
         return
-    print("Models (Anthropic endpoint; use with --model or /model in Claude Code):")
-    for name in names:
-        print(f"  {name}")
+    print(models_text(names))
+
+
+def models_text(names: list[str]) -> str:
+    """The account's models, split by what they can do: Claude Code needs tool use."""
+    from ..snowflake.models import ModelCatalogue
+
+    catalogue = ModelCatalogue()
+    agents = [name for name in names if catalogue.get(name).supports_tools]
+    chat_only = [name for name in names if name not in agents]
+    lines = ["Models that can drive Claude Code (tool use; --model or /model in Claude Code):"]
+    lines += [f"  {name}" for name in agents] or ["  (none on this account)"]
+    if chat_only:
+        lines.append(
+            "Chat only (no tool use on Cortex, so Claude Code fails with them; fine for "
+            "%%cortex_claude cells and chats without tools):"
+        )
+        lines += [f"  {name}" for name in chat_only]
+    return "\n".join(lines)
 
 
 def register_magics(shell: Any) -> None:

@@ -10,9 +10,32 @@ import { ServerConnection } from '@jupyterlab/services';
 /** The server extension's URL namespace, below the Jupyter base URL. */
 const API_NAMESPACE = 'cortex-claude';
 
+/** One outcome of talking to Snowflake: a call's, or the reachability probe's. */
+export interface IUpstreamOutcome {
+  /** ok, unreachable, auth_failed, connector_missing, not_allowed, throttled, cortex_error */
+  state: string;
+  reason: string | null;
+  /** ISO 8601, UTC */
+  at: string;
+}
+
+/** What the gateway last heard from Snowflake (`upstream` in the health answer). */
+export interface IUpstream {
+  /** The newest outcome's state, or 'unknown' before any. */
+  state: string;
+  reason: string | null;
+  last_call: IUpstreamOutcome | null;
+  probe: IUpstreamOutcome | null;
+}
+
 /** What `GET cortex-claude/health` answers. The server never includes a secret. */
 export interface IHealth {
-  status: 'ok' | 'error' | 'demo';
+  /**
+   * 'ok', 'demo', 'error' (not configured), or an upstream state that stops
+   * every request: 'unreachable', 'auth_failed', 'connector_missing',
+   * 'not_allowed'.
+   */
+  status: string;
   configured: boolean;
   demo: boolean;
   account_host: string | null;
@@ -27,6 +50,7 @@ export interface IHealth {
   config_source?: string | null;
   user?: string | null;
   role?: string | null;
+  upstream?: IUpstream;
   /** The credit budget, or null when none is set (c.CortexClaude.credit_budget). */
   budget?: IBudget | null;
 }
@@ -108,10 +132,19 @@ function describeFailure(url: string, response: Response, body: any): string {
   return `${url} answered ${response.status}: ${reason}`;
 }
 
+/**
+ * The gateway's health; with `probe`, the server first checks that a
+ * connection to the Snowflake host opens (no request, no login).
+ */
 export function fetchHealth(
-  settings: ServerConnection.ISettings
+  settings: ServerConnection.ISettings,
+  probe = false
 ): Promise<IHealth> {
-  return requestJSON<IHealth>('health', { method: 'GET' }, settings);
+  return requestJSON<IHealth>(
+    probe ? 'health?probe=1' : 'health',
+    { method: 'GET' },
+    settings
+  );
 }
 
 /**

@@ -5,7 +5,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import { fetchHealth, IBudget, IHealth } from './api';
+import { fetchHealth, IBudget, IHealth, IUpstreamOutcome } from './api';
 
 /** What the status bar shows: the last health answer or why there is none. */
 export type HealthState =
@@ -14,10 +14,11 @@ export type HealthState =
   | { kind: 'unreachable'; reason: string };
 
 export async function loadHealthState(
-  settings: ServerConnection.ISettings
+  settings: ServerConnection.ISettings,
+  probe = false
 ): Promise<HealthState> {
   try {
-    return { kind: 'answered', health: await fetchHealth(settings) };
+    return { kind: 'answered', health: await fetchHealth(settings, probe) };
   } catch (error) {
     return { kind: 'unreachable', reason: (error as Error).message };
   }
@@ -31,6 +32,27 @@ export function describeBudget(budget: IBudget): string {
     text += `; ${budget.refused} request(s) refused`;
   }
   return text;
+}
+
+/** Words for an upstream state, as the status bar and the dialog show it. */
+const UPSTREAM_WORDS: Record<string, string> = {
+  ok: 'reachable',
+  unreachable: 'unreachable',
+  auth_failed: 'login refused',
+  connector_missing: 'connector missing',
+  not_allowed: 'not allowed',
+  throttled: 'rate limited',
+  cortex_error: 'Cortex error',
+  unknown: 'not checked yet'
+};
+
+function describeOutcome(outcome: IUpstreamOutcome | null | undefined): string {
+  if (!outcome) {
+    return '—';
+  }
+  const words = UPSTREAM_WORDS[outcome.state] ?? outcome.state;
+  const reason = outcome.reason ? `: ${outcome.reason}` : '';
+  return `${words} (${outcome.at})${reason}`;
 }
 
 /** Rows of the status dialog: [label, value], in the order a person reads them. */
@@ -47,6 +69,8 @@ function describeHealth(health: IHealth): Array<[string, string]> {
     ['Authentication', text(health.auth_method)],
     ['Configuration from', text(health.config_source)],
     ['Default model', text(health.default_model)],
+    ['Snowflake, last request', describeOutcome(health.upstream?.last_call)],
+    ['Snowflake, last check', describeOutcome(health.upstream?.probe)],
     ['Claude Code installed', health.claude_installed ? 'yes' : 'no'],
     ['Server extension version', text(health.version)]
   ];
@@ -96,7 +120,8 @@ function createHealthBody(state: HealthState): Widget {
 export async function showHealthDialog(
   settings: ServerConnection.ISettings
 ): Promise<void> {
-  const state = await loadHealthState(settings);
+  // Opening the dialog is asking: check the way to Snowflake now.
+  const state = await loadHealthState(settings, true);
   await showDialog({
     title: 'Claude Code on Snowflake Cortex',
     body: createHealthBody(state),
@@ -122,6 +147,16 @@ export function summarizeHealth(state: HealthState): {
   }
   const health = state.health;
   const budget = health.budget;
+  const upstream = health.upstream;
+  if (!['ok', 'demo', 'error'].includes(health.status) && upstream) {
+    // Snowflake cannot be used at all (unreachable, login refused, connector missing): first.
+    const words = UPSTREAM_WORDS[health.status] ?? health.status;
+    return {
+      text: `Cortex: ${words}`,
+      level: 'error',
+      title: `${upstream.reason ?? words}. Click for details.`
+    };
+  }
   if (health.status !== 'error' && budget && budget.state !== 'ok') {
     // At 80 % of the budget the status bar says so; at 100 % Cortex is no longer called.
     const percent = Math.floor(budget.fraction * 100);

@@ -208,7 +208,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     if (statusBar) {
       const item = new CortexStatusItem(serverSettings, () => {
-        void commands.execute(CommandIDs.status);
+        // The dialog checks the way to Snowflake; the item shows the result too.
+        void commands
+          .execute(CommandIDs.status)
+          .then(() => item.refresh());
       });
       statusBar.registerStatusItem('jupyter-cortex-claude:status', {
         item,
