@@ -27,6 +27,7 @@ from .gateway.usage import UsageRecord
 from .gateway_key import GatewayKey
 from .snowflake.connection import SnowflakeConnection, resolve_connection
 from .snowflake.cortex import CortexClient, RetryPolicy
+from .snowflake.cortex_limits import CortexLimits
 from .snowflake.credential_factory import create_credential
 from .snowflake.credentials import SnowflakeCredential
 from .snowflake.errors import ConfigurationError, ConnectorMissing
@@ -95,6 +96,7 @@ class GatewayService:
         self.codex_home: str | None = None
         self.budget = CreditBudget()  # off until the service starts
         self.upstream = UpstreamStatus()
+        self.limits = CortexLimits(self.catalogue)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class GatewayService:
                 deadline=self.config.retry_deadline,
             ),
             status=self.upstream,
+            limits=self.limits,
         )
         if self.ledger is None:
             self.ledger = open_ledger(self.config.usage_db_path, self.config.model_prices)
@@ -264,6 +267,7 @@ class GatewayService:
         return {
             "status": status,
             "upstream": self.upstream.as_dict(),
+            "learned_limits": self.limits.describe(),
             "configured": self._gateway is not None and not self.demo,
             "demo": self.demo,
             "notice": DEMO_NOTICE if self.demo else None,

@@ -299,7 +299,7 @@ REFUSED_MESSAGES: dict[str, tuple[dict[str, Any], str]] = {
     "unknown_model": (messages_body(model="claude-opus-5-5"), "unknown model claude-opus-5-5"),
     "max_tokens_over_ceiling": (
         messages_body(max_tokens=32000),
-        "max_tokens of 32000 exceeds the model's limit of 16384",
+        "max_tokens: 32000 > 16384, which is the maximum allowed number of output tokens",
     ),
     "missing_max_tokens": (
         {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "x"}]},
@@ -517,7 +517,7 @@ def test_per_model_output_ceiling(cortex_emulator_factory: Callable[..., CortexE
     emu = cortex_emulator_factory(model_output_ceilings={"claude-opus-4-6": 32000})
     assert post(emu, MESSAGES, messages_body(model="claude-opus-4-6", max_tokens=32000)).is_success
     refused = post(emu, MESSAGES, messages_body(model="claude-sonnet-4-6", max_tokens=32000))
-    assert_snowflake_error(refused, 400, "limit of 16384")
+    assert_snowflake_error(refused, 400, "32000 > 16384")
 
 
 @pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.json")), ids=lambda p: p.stem)
@@ -559,7 +559,7 @@ REFUSED_CHAT: dict[str, tuple[dict[str, Any], str]] = {
     "store": (chat_body(store=True), "store is not supported"),
     "service_tier": (chat_body(service_tier="flex"), "service_tier is not supported"),
     "unknown_model": (chat_body(model="gpt-4o"), "unknown model gpt-4o"),
-    "over_ceiling": (chat_body(max_completion_tokens=20000), "exceeds the model's limit of 16384"),
+    "over_ceiling": (chat_body(max_completion_tokens=20000), "20000 > 16384, which is the maximum"),
     "tools_for_llama": (
         chat_body(model="llama3.1-70b", tools=[{"type": "function", "function": {"name": "f"}}]),
         "tools are not supported for model llama3.1-70b",

@@ -46,6 +46,7 @@ from .route_messages import ClaudeUpstream, serve_messages
 from .route_openai_chat import serve_openai_chat
 from .route_openai_responses import LEDGER_ENDPOINT, serve_openai_responses, session_of
 from .token_count import estimate_input_tokens
+from .unknown_models import for_known_model
 from .usage import UsageRecord
 
 log = logging.getLogger(__name__)
@@ -89,12 +90,16 @@ class Gateway:
 
     async def anthropic_messages(self, raw_body: bytes, headers: Mapping[str, str]) -> GatewayReply:
         # Large bodies are parsed and shaped in a worker thread (json_bodies.py: issue 11).
-        shaped = await off_loop(
-            is_large(raw_body),
-            shape_messages_body,
+        shaped = await for_known_model(
+            self,
             raw_body,
-            headers.get("anthropic-beta"),
-            self.policy,
+            off_loop(
+                is_large(raw_body),
+                shape_messages_body,
+                raw_body,
+                headers.get("anthropic-beta"),
+                self.policy,
+            ),
         )
         _log_shaping("messages", shaped, shaped.changes)
         if self.catalogue.is_claude(shaped.cortex_model) and not self.claude_upstream.use_chat():
@@ -122,15 +127,17 @@ class Gateway:
     async def openai_chat_completions(
         self, raw_body: bytes, headers: Mapping[str, str]
     ) -> GatewayReply:
-        shaped = await off_loop(is_large(raw_body), shape_chat_body, raw_body, self.chat_policy)
+        shaping = off_loop(is_large(raw_body), shape_chat_body, raw_body, self.chat_policy)
+        shaped = await for_known_model(self, raw_body, shaping)
         _log_shaping("chat completions", shaped, shaped.changes)
         exchange = self.upstream.begin("openai", headers, shaped)
         return await serve_openai_chat(exchange, shaped, self.chat_policy)
 
     async def openai_responses(self, raw_body: bytes, headers: Mapping[str, str]) -> GatewayReply:
         # Validated and chat-shaped first, whichever API answers: the same 400s, model, ceiling.
-        body, translation, shaped = await off_loop(
-            is_large(raw_body), _shape_responses, raw_body, self.chat_policy
+        shaping = off_loop(is_large(raw_body), _shape_responses, raw_body, self.chat_policy)
+        body, translation, shaped = await for_known_model(
+            self, raw_body, shaping, lambda shaped: shaped[2]
         )
         session = session_of(body, headers)
         model = self.catalogue.get(shaped.cortex_model)

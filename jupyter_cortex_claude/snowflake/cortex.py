@@ -31,6 +31,7 @@ import httpx
 
 from ..errors import GatewayError, answer_broke_off
 from .aiohttp_transport import AiohttpTransport
+from .cortex_limits import CortexLimits
 from .errors import (
     SESSION_EXPIRED_CODE,
     ConfigurationError,
@@ -102,6 +103,7 @@ class CortexClient:
         retry: RetryPolicy | None = None,
         max_connections: int = 1000,
         status: UpstreamStatus | None = None,
+        limits: CortexLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         url = httpx.URL(self.base_url)
@@ -112,6 +114,7 @@ class CortexClient:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.status = status or UpstreamStatus()
+        self.limits = limits
         self._auth = auth
         self._transport = AiohttpTransport(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100)
@@ -153,6 +156,9 @@ class CortexClient:
         deadline = first_started + self.retry.deadline
         refusals = 0  # Cortex's 429/503/throttled answers so far
         attempt = 0
+        repaired = False  # a 400 Cortex explained was fixed and re-sent (once, never more)
+        if self.limits is not None:
+            content, headers = self.limits.prepare(content, headers, model)
         while True:
             started = time.monotonic()
             request = self._client.build_request(
@@ -205,10 +211,21 @@ class CortexClient:
                     attempt + 1,
                 )
                 if not retryable:
-                    if state == OK:  # a refusal of this request: Cortex itself is fine
-                        self.status.succeeded()
+                    if state != OK:
+                        raise self._failed(state, error)
+                    self.status.succeeded()  # a refusal of this request: Cortex itself is fine
+                    repair = None
+                    if self.limits is not None and not repaired:
+                        cortex_said = str(parse_snowflake_error(body).get("message") or "")
+                        repair = self.limits.repair(
+                            response.status_code, cortex_said, content, headers, model
+                        )
+                    if repair is None:
                         raise error
-                    raise self._failed(state, error)
+                    # Refused, so not processed: sending the corrected request is safe.
+                    content, headers, repaired = repair.content, repair.headers, True
+                    attempt += 1
+                    continue
                 retry_after = retry_after_seconds(response.headers)
                 refusals += 1
             wait = max(self.retry.delay(attempt), retry_after or 0.0)

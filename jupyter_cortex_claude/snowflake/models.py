@@ -192,6 +192,11 @@ class ModelCatalogue:
         keys = self._builtin_names if self._available is None else self._available
         return [self._models[key] for key in keys]
 
+    @property
+    def has_account_list(self) -> bool:
+        """Whether Cortex said which models the account has (:meth:`update_available`)."""
+        return self._available is not None
+
     def update_available(self, names: Iterable[str]) -> None:
         """Record the models Cortex's ``GET /api/v2/cortex/models`` reported for this account.
 
@@ -211,3 +216,11 @@ class ModelCatalogue:
 
     def output_ceiling(self, name: str) -> int:
         return self.get(name).max_output_tokens
+
+    def learn_output_ceiling(self, name: str, ceiling: int) -> None:
+        """Cortex refused more than ``ceiling`` output tokens for ``name``: use it from now on, as
+        if ``model_output_ceilings`` said so (snowflake/cortex_limits.py)."""
+        key = name.lower()
+        self._overrides[key] = ceiling
+        if key in self._models:
+            self._models[key] = replace(self._models[key], max_output_tokens=ceiling)

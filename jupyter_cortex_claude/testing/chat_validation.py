@@ -75,8 +75,8 @@ def validate_chat_request(body: object, models: ModelTable) -> None:
             fail("max_completion_tokens: must be an integer >= 1")
         elif model is not None and limit > model.output_ceiling:
             fail(
-                f"max_completion_tokens of {limit} exceeds the model's limit of "
-                f"{model.output_ceiling} for {model.name}"
+                f"max_completion_tokens: {limit} > {model.output_ceiling}, which is the maximum "
+                f"allowed number of output tokens for {model.name}"
             )
     if "stream" in body and not isinstance(body["stream"], bool):
         fail("stream: must be a boolean")

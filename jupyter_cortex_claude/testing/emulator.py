@@ -104,6 +104,7 @@ class CortexEmulator:
         passwords: Mapping[str, str] | None = None,
         session_lifetime: float = 3600.0,
         port: int = 0,
+        refused_betas: Iterable[str] = (),
     ) -> None:
         self.account = account
         self.user = user
@@ -115,6 +116,10 @@ class CortexEmulator:
         )
         self.models = ModelTable(models, output_ceiling, model_output_ceilings)
         self.token_delay = token_delay
+        # Documented betas this account refuses all the same (a Cortex stricter than documented).
+        self.refused_betas = frozenset(refused_betas)
+        # Every refusal sent: (path, model asked for, status, message), for tests to count.
+        self.refusals: list[tuple[str, Any, int, str]] = []
         self.responder: Callable[[dict[str, Any]], Reply] | None = _default_responder
         self.requests: list[RecordedRequest] = []
         # Paths answered with 404 as if this deployment lacked them, e.g. {MESSAGES_PATH} for an
@@ -329,6 +334,13 @@ class _CortexHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(payload))
 
     def _refuse(self, refusal: CortexRefusal) -> None:
+        recorded = self.emulator.requests[-1] if self.emulator.requests else None
+        body = recorded.body if recorded is not None else None
+        model = body.get("model") if isinstance(body, dict) else None
+        with self.emulator._lock:
+            self.emulator.refusals.append(
+                (self.request.path, model, refusal.status, refusal.message)
+            )
         self._send_json(refusal.status, refusal.body(self.request_id))
 
     async def _dispatch(self) -> None:
@@ -385,7 +397,9 @@ class _CortexHandler(tornado.web.RequestHandler):
             raise CortexRefusal(400, "request body is not valid JSON") from None
         models = self.emulator.models
         if path == MESSAGES_PATH:
-            validate_messages_request(self.request.headers, body, models)
+            validate_messages_request(
+                self.request.headers, body, models, self.emulator.refused_betas
+            )
         elif path == COMPLETE_PATH:
             validate_complete_request(body, models)
         elif path == RESPONSES_PATH:

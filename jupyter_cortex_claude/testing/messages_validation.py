@@ -93,25 +93,35 @@ class _Checker:
             self.fail(f"{where}.cache_control.ttl: only '5m' is supported, got {value['ttl']!r}")
 
 
-def validate_headers(headers: Mapping[str, str]) -> list[str]:
+def validate_headers(
+    headers: Mapping[str, str], refused_betas: frozenset[str] = frozenset()
+) -> list[str]:
     problems = []
     version = headers.get("anthropic-version")
     if version != ANTHROPIC_VERSION:
         got = "missing" if version is None else repr(version)
         problems.append(f"anthropic-version header must be {ANTHROPIC_VERSION} (got {got})")
     betas = [beta.strip() for beta in headers.get("anthropic-beta", "").split(",") if beta.strip()]
-    unsupported = [beta for beta in betas if beta not in BETA_ALLOWLIST]
+    unsupported = [beta for beta in betas if beta not in BETA_ALLOWLIST or beta in refused_betas]
     if unsupported:
         problems.append(f"invalid beta flag(s) in anthropic-beta: {', '.join(unsupported)}")
     return problems
 
 
-def validate_messages_request(headers: Mapping[str, str], body: object, models: ModelTable) -> None:
-    """Raise a 400 :class:`CortexRefusal` naming every problem, or return if Cortex would accept."""
+def validate_messages_request(
+    headers: Mapping[str, str],
+    body: object,
+    models: ModelTable,
+    refused_betas: frozenset[str] = frozenset(),
+) -> None:
+    """Raise a 400 :class:`CortexRefusal` naming every problem, or return if Cortex would accept.
+
+    ``refused_betas``: documented betas this account refuses all the same (a Cortex stricter than
+    its documentation)."""
     if not isinstance(body, dict):
         raise CortexRefusal(400, "request body must be a JSON object")
     check = _Checker()
-    check.problems.extend(validate_headers(headers))
+    check.problems.extend(validate_headers(headers, refused_betas))
     betas = {beta.strip() for beta in headers.get("anthropic-beta", "").split(",")}
     allowed = TOP_LEVEL_FIELDS | (
         {"context_management"} if CONTEXT_MANAGEMENT_BETA in betas else set()
@@ -131,9 +141,10 @@ def validate_messages_request(headers: Mapping[str, str], body: object, models: 
     elif not _is_int(max_tokens) or max_tokens < 1:
         check.fail("max_tokens: must be an integer >= 1")
     elif model is not None and max_tokens > model.output_ceiling:
+        # Anthropic's documented wording (cortex-api.md: Cortex's own is not documented).
         check.fail(
-            f"max_tokens of {max_tokens} exceeds the model's limit of {model.output_ceiling} "
-            f"for {model.name}"
+            f"max_tokens: {max_tokens} > {model.output_ceiling}, which is the maximum allowed "
+            f"number of output tokens for {model.name}"
         )
 
     _check_sampling(check, body)
