@@ -63,6 +63,8 @@ def seen(response: httpx.Response) -> str:
             if "retry-after" in response.headers
             else ""
         )
+        if response.headers.get("x-should-retry") == "false":
+            extra += ", x-should-retry: false"
         return f"{response.status_code} {kind}{extra}"
     frames = (
         sse_frames(response.content) if "event-stream" in response.headers["content-type"] else []
