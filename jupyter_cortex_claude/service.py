@@ -35,7 +35,6 @@ from .snowflake.models import ModelCatalogue
 from .snowflake.upstream_status import (
     AUTH_FAILED,
     CONNECTOR_MISSING,
-    NOT_ALLOWED,
     OK,
     UNREACHABLE,
     UpstreamStatus,
@@ -44,8 +43,9 @@ from .snowflake.upstream_status import (
 log = logging.getLogger("jupyter_cortex_claude")
 
 # Upstream states that mean no request can succeed until someone acts: the health status shows them.
-# A 429 or a Cortex 5xx is a moment's trouble, shown in `upstream` but not as the status.
-BLOCKING_STATES = (UNREACHABLE, AUTH_FAILED, CONNECTOR_MISSING, NOT_ALLOWED)
+# A 429 or a Cortex 5xx is a moment's trouble, and a 402/403 may concern one model only: shown in
+# `upstream`, not as the status.
+BLOCKING_STATES = (UNREACHABLE, AUTH_FAILED, CONNECTOR_MISSING)
 
 DEMO_NOTICE = (
     "OFFLINE DEMO: no Snowflake account is configured, so cortex-claude answers from its built-in "

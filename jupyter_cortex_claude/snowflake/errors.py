@@ -87,7 +87,9 @@ def describe_connect_failure(exc: BaseException, *, connect_timeout: float) -> C
                 "privatelink setup",
                 True,
             )
+        # By name too: asyncio's TimeoutError is not the builtin one before Python 3.11.
         if isinstance(cause, TimeoutError) or type(cause).__name__ in (
+            "TimeoutError",
             "ConnectTimeout",
             "PoolTimeout",
         ):

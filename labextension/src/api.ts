@@ -32,8 +32,7 @@ export interface IUpstream {
 export interface IHealth {
   /**
    * 'ok', 'demo', 'error' (not configured), or an upstream state that stops
-   * every request: 'unreachable', 'auth_failed', 'connector_missing',
-   * 'not_allowed'.
+   * every request: 'unreachable', 'auth_failed', 'connector_missing'.
    */
   status: string;
   configured: boolean;
