@@ -39,8 +39,8 @@ from ..errors import GatewayError
 from .authenticators import SNOWPARK_SESSION
 from .connection import SnowflakeConnection
 from .credentials import Clock, CredentialError, SnowflakeCredential
-from .keypair import load_private_key
 from .errors import ConnectorMissing
+from .keypair import load_private_key
 
 log = logging.getLogger(__name__)
 
