@@ -237,13 +237,14 @@ class CortexClaude(Configurable):
     ).tag(config=True)
 
     retry_deadline = Float(
-        10.0,
+        15.0,
         help="""Longest time, in seconds, one call spends in retries before the client gets the
         error. Connections that could not be opened (Cortex never saw the request) are retried
         until then, so an outage shorter than this is ridden out; a longer one is reported as
         "Could not reach Snowflake" with what to check, and clients are told not to retry it
-        themselves. A wait (backoff or Retry-After) that would end after it is not taken: the
-        client gets the Retry-After instead.""",
+        themselves (Claude Code then shows it at once). A wait (backoff or Retry-After) that would
+        end after it is not taken: the client gets the Retry-After instead. Keep it above
+        connect_timeout, so that a connection that timed out once gets another try.""",
     ).tag(config=True)
 
     max_request_bytes = Int(

@@ -212,7 +212,7 @@ async def test_a_retry_after_beyond_the_deadline_is_passed_on_at_once(
     running_gateway: RunningGateway, dialect: str
 ) -> None:
     emulator = running_gateway.emulator
-    emulator.fail_next(Fault.status(429, retry_after=120))  # past the 10 s retry deadline
+    emulator.fail_next(Fault.status(429, retry_after=120))  # past the retry deadline
     response = await call(running_gateway, dialect, stream=True)
     assert response.status_code == 429, response.text
     assert response.headers["retry-after"] == "120"

@@ -81,7 +81,7 @@ class RetryPolicy:
     max_retries: int = 3
     backoff: float = 0.5
     max_backoff: float = 8.0
-    deadline: float = 10.0
+    deadline: float = 15.0
 
     def delay(self, attempt: int) -> float:
         # Full jitter between half and all of the exponential step spreads a team's retries out.
