@@ -339,5 +339,5 @@ async def test_a_login_that_cannot_run_is_a_403_with_the_fix(
     service.config.token = ""
     with pytest.raises(anthropic.PermissionDeniedError) as refused:
         await running_gateway.anthropic().messages.create(**small_request())
-    assert "pip install 'jupyter-cortex-claude[snowflake]'" in str(refused.value)
+    assert "pip install 'snowflake-connector-python>=3.12'" in str(refused.value)
     assert running_gateway.emulator.inference_requests() == []

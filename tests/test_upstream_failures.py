@@ -171,7 +171,7 @@ async def test_health_and_the_error_name_the_missing_connector_and_its_install_c
     await started_probe(running_gateway)
     report = await health(running_gateway, probe=True)
     assert report["status"] == "connector_missing"
-    install = "pip install 'jupyter-cortex-claude[snowflake]'"
+    install = "pip install 'snowflake-connector-python>=3.12'"
     assert install in report["upstream"]["reason"]
 
     refused = await ask(running_gateway)
