@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,11 +28,43 @@ DIALECTS = ["anthropic", "openai"]
 READ_TIMEOUT = 0.5  # seconds of upstream silence before the gateway gives up (tests only)
 
 
+PLAIN_TEXT = "plain-text"  # as a port: a server that answers a TLS handshake with plain text
+
+
 @pytest.fixture
 def cortex_claude_config(request: pytest.FixtureRequest, cortex_emulator: CortexEmulator) -> Any:
     """The emulator with a short read timeout; a test may override fields (indirect param)."""
-    overrides = getattr(request, "param", {})
+    overrides = dict(getattr(request, "param", {}))
+    if overrides.get("port") == PLAIN_TEXT:
+        overrides["port"] = request.getfixturevalue("plain_text_server")
     return emulator_config(cortex_emulator, read_timeout=READ_TIMEOUT, **overrides)
+
+
+@pytest.fixture
+def plain_text_server() -> Iterator[int]:
+    """A port whose server answers every connection at once with plain HTTP and closes: what a
+    TLS client meets when the port (or a proxy) speaks no TLS ("wrong version number")."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield int(listener.getsockname()[1])
+    stop.set()
+    thread.join(5)
+    listener.close()
 
 
 def body_for(dialect: str, *, stream: bool) -> dict[str, Any]:
@@ -265,7 +299,9 @@ UNREACHABLE = [
         "does not resolve",
         id="dns-failure",
     ),
-    pytest.param({"protocol": "https"}, "127.0.0.1:", "TLS handshake", id="tls-failure"),
+    pytest.param(
+        {"protocol": "https", "port": PLAIN_TEXT}, "127.0.0.1:", "TLS handshake", id="tls-failure"
+    ),
 ]
 
 

@@ -61,11 +61,11 @@ def describe_connect_failure(exc: BaseException, *, connect_timeout: float) -> C
     """What went wrong opening a connection, from the OS error under httpx's ``ConnectError``."""
     causes = list(_causes(exc))
     for cause in causes:
-        if isinstance(cause, socket.gaierror):
-            # EAI_AGAIN is a resolver that could not answer now; the others say the name is wrong.
-            heals = cause.errno == socket.EAI_AGAIN
+        dns = _dns_failure(cause)
+        if dns is not None:
+            reason, heals = dns
             return ConnectFailure(
-                f"the host name does not resolve ({cause.strerror or cause})",
+                f"the host name does not resolve ({reason})",
                 "the account identifier (`<org>-<account>`, without .snowflakecomputing.com), "
                 "c.CortexClaude.host, and the DNS or VPN this machine uses",
                 heals,
@@ -105,6 +105,24 @@ def describe_connect_failure(exc: BaseException, *, connect_timeout: float) -> C
         "the account host, the network (proxy, VPN, privatelink) and the account identifier",
         True,
     )
+
+
+# c-ares status codes (aiodns, which aiohttp resolves with): "no such name" and "no such record"
+# say the name is wrong; the others (server failure, timeout, refused) may pass.
+_ARES_NOT_FOUND = (1, 4)
+
+
+def _dns_failure(cause: BaseException) -> tuple[str, bool] | None:
+    """(reason, heals) when ``cause`` is a failed name lookup: the standard resolver's gaierror,
+    or aiodns's DNSError under aiohttp's transport (snowflake/aiohttp_transport.py)."""
+    if isinstance(cause, socket.gaierror):
+        # EAI_AGAIN is a resolver that could not answer now; the others say the name is wrong.
+        return str(cause.strerror or cause), cause.errno == socket.EAI_AGAIN
+    if type(cause).__name__ == "DNSError" and cause.args:
+        code = cause.args[0]
+        reason = str(cause.args[1]) if len(cause.args) > 1 else str(cause)
+        return reason, code not in _ARES_NOT_FOUND
+    return None
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
