@@ -197,8 +197,8 @@ def start_jupyter(
 
 def standalone_available() -> str | None:
     """None when the standalone gateway can run, else the reason it cannot."""
-    if importlib.util.find_spec("jupyter_cortex_claude.standalone") is None:
-        return "jupyter_cortex_claude.standalone does not exist yet in this checkout"
+    if importlib.util.find_spec("jupyter_cortex_claude.cli") is None:
+        return "jupyter_cortex_claude.cli does not exist in this checkout"
     return None
 
 
@@ -220,7 +220,7 @@ def start_standalone(workdir: Path, emulator_port: int) -> Server:
         )
     )
     log_path, log_fd = _log_file(workdir, "standalone")
-    code = "import sys; from jupyter_cortex_claude.standalone import main; sys.exit(main())"
+    code = "import sys; from jupyter_cortex_claude.cli import main; sys.exit(main())"
     process = subprocess.Popen(
         [
             sys.executable,

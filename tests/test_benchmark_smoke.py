@@ -30,6 +30,7 @@ def test_benchmark_smoke_run_prints_the_tables_with_ratios_to_the_straight_path(
     assert "## Concurrent streams" in out
     assert "| ours in Jupyter, gateway key | 10 | 10 | 0 |" in out  # every stream completed
     assert "added by the extension" in out
+    assert "standalone gateway not measured" not in out, out[-2000:]
     floor_row = next(line for line in out.splitlines() if "| floor: tornado + aiohttp |" in line)
     assert "×" in floor_row  # the bare relay per client was measured beside ours
 
