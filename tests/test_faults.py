@@ -481,6 +481,9 @@ async def test_a_credential_revoked_during_a_long_stream_lets_it_finish_and_the_
     assert refused.status_code == 401, refused.text
     assert assert_error_shape(dialect, refused.json()) == "authentication_error"
     assert "rejected the credential" in refused.text
+    # A refusal that survived the credential's own renewal will not heal: clients are told not to
+    # retry it (Claude Code would otherwise retry a 401 for minutes).
+    assert refused.headers.get("x-should-retry") == "false"
     record_row(
         "credential revoked during a long stream",
         dialect,

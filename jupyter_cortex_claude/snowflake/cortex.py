@@ -336,6 +336,12 @@ class CortexClient:
         raise self._failed(AUTH_FAILED, error)
 
     def _add_credential_advice(self, error: GatewayError) -> None:
+        # The credential flow already renewed and replayed once: this refusal will not heal by
+        # itself. Without `x-should-retry: false` Claude Code retries a 401 for over two minutes
+        # before it says "Not logged in" (shared/clients.md); with it, the pinned 2.1.330 sends one
+        # request and shows our message (`python benchmarks/claude_code_reactions.py 401
+        # authentication_error x-should-retry=false`: 1 request, 0.6 s).
+        error.should_retry = False
         explain = getattr(self._auth, "explain_refusal", None)
         if explain is not None:
             error.message = f"{error.message} {explain()}"
