@@ -8,14 +8,13 @@ and ``client_behaviour.py`` (streaming, pooling, TLS, proxies, timeouts, cancell
 The clients, each built the way the gateway would build it for Cortex (one pooled client per
 server, connect and read timeouts, environment proxies honoured):
 
-- ``httpx``: ``httpx.AsyncClient`` (httpcore on anyio, h11), what ``snowflake/cortex.py`` uses;
+- ``httpx``: ``httpx.AsyncClient`` (httpcore on anyio, h11), what the gateway used before issue 14;
 - ``httpx2``: the fork the anthropic and openai SDKs 2.x depend on (same API, ``httpx2``);
 - ``httpx + aiohttp transport``: ``httpx_aiohttp.HttpxAiohttpClient`` (PyPI ``httpx-aiohttp``,
   the transport the anthropic SDK offers for speed): httpx's API, aiohttp underneath;
 - ``aiohttp``: ``aiohttp.ClientSession`` itself (C HTTP parser, no httpx layer);
-- ``httpx + our aiohttp transport``: ``httpx.AsyncClient`` on
-  ``jupyter_cortex_claude.snowflake.aiohttp_transport.AiohttpTransport``, what the gateway uses
-  now (when this checkout has it).
+- ``our aiohttp connection``: ``jupyter_cortex_claude.snowflake.cortex_http.CortexHttp``, aiohttp
+  as the gateway uses it (proxies read once, errors mapped), when this checkout has it.
 """
 
 from __future__ import annotations
@@ -162,15 +161,36 @@ def _httpx_aiohttp() -> Upstream:
     return HttpxLike("httpx + aiohttp transport", httpx, httpx_aiohttp.HttpxAiohttpClient)
 
 
-def _httpx_our_transport() -> Upstream:
-    import httpx
+class _CortexHttpAnswer:
+    def __init__(self, answer: Any) -> None:
+        self._answer = answer
+        self.status = answer.status
+        self.content_type = answer.content_type
 
-    from jupyter_cortex_claude.snowflake.aiohttp_transport import AiohttpTransport
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._answer.chunks()  # type: ignore[no-any-return]
 
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-    return HttpxLike(
-        "httpx + our aiohttp transport", httpx, transport=AiohttpTransport(limits=limits)
-    )
+    async def close(self) -> None:
+        self._answer.close()
+
+
+class OurConnection:
+    """``jupyter_cortex_claude.snowflake.cortex_http.CortexHttp``: aiohttp as the gateway uses it."""
+
+    def __init__(self) -> None:
+        from jupyter_cortex_claude.snowflake.cortex_http import CortexHttp
+
+        self.name = "our aiohttp connection"
+        self._http = CortexHttp(max_connections=1000, read_timeout=READ_TIMEOUT)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        answer = await self._http.send(
+            "POST", url, headers=headers, body=body, connect_timeout=CONNECT_TIMEOUT
+        )
+        return _CortexHttpAnswer(answer)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
 
 CLIENTS: dict[str, Callable[[], Upstream]] = {"httpx": _httpx}
@@ -178,18 +198,14 @@ for _name, _module, _factory in (
     ("httpx2", "httpx2", _httpx2),
     ("httpx + aiohttp transport", "httpx_aiohttp", _httpx_aiohttp),
     ("aiohttp", "aiohttp", Aiohttp),
-    (
-        "httpx + our aiohttp transport",
-        "jupyter_cortex_claude.snowflake.aiohttp_transport",
-        _httpx_our_transport,
-    ),
+    ("our aiohttp connection", "jupyter_cortex_claude.snowflake.cortex_http", OurConnection),
 ):
     if importlib.util.find_spec(_module) is not None:
         CLIENTS[_name] = _factory
 
 SLUGS = {"httpx": "httpx", "httpx2": "httpx2", "httpx + aiohttp transport": "httpx-aiohttp"}
 SLUGS["aiohttp"] = "aiohttp"
-SLUGS["httpx + our aiohttp transport"] = "httpx-our-transport"
+SLUGS["our aiohttp connection"] = "cortex-http"
 
 
 def versions() -> str:

@@ -1,4 +1,5 @@
-"""Snowflake credentials: PATs and key-pair JWTs, behind one httpx.Auth interface."""
+"""Snowflake credentials: PATs and key-pair JWTs, behind one interface; renewed and replayed once by
+the Cortex client when Snowflake refuses them."""
 
 from __future__ import annotations
 
@@ -13,16 +14,21 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jupyter_cortex_claude.config import CortexClaude
+from jupyter_cortex_claude.errors import GatewayError
 from jupyter_cortex_claude.snowflake.connection import resolve_connection
+from jupyter_cortex_claude.snowflake.cortex import MESSAGES_PATH, CortexClient, RetryPolicy
 from jupyter_cortex_claude.snowflake.credential_factory import create_credential
-from jupyter_cortex_claude.snowflake.credentials import CredentialError, PatCredential
+from jupyter_cortex_claude.snowflake.credentials import (
+    CredentialError,
+    PatCredential,
+    SnowflakeCredential,
+)
 from jupyter_cortex_claude.snowflake.keypair import (
     JWT_LIFETIME_SECONDS,
     JWT_RENEW_MARGIN_SECONDS,
@@ -145,7 +151,7 @@ def snowflake() -> Iterator[FakeSnowflake]:
         daemon_threads = True
 
     server = Server(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/api/v2/cortex/v1/messages"
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -153,6 +159,31 @@ def snowflake() -> Iterator[FakeSnowflake]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def post_all(
+    credential: SnowflakeCredential, snowflake: FakeSnowflake, *bodies: bytes
+) -> list[int]:
+    """The status each body's request ends with, sent together through one Cortex client."""
+    client = CortexClient(snowflake.url, credential, retry=RetryPolicy(max_retries=0))
+
+    async def post(body: bytes) -> int:
+        try:
+            response = await client.open(
+                MESSAGES_PATH,
+                body,
+                headers={"content-type": "application/json"},
+                model="claude-sonnet-4-6",
+            )
+        except GatewayError as error:
+            return error.status
+        await response.read()
+        return response.status_code
+
+    try:
+        return list(await asyncio.gather(*(post(body) for body in bodies)))
+    finally:
+        await client.aclose()
 
 
 # --- programmatic access tokens -------------------------------------------------------------------
@@ -202,10 +233,7 @@ async def test_a_refused_pat_is_not_sent_again_and_the_user_is_told_how_to_fix_i
     snowflake.refuse = lambda authorization: True
     credential = PatCredential("revoked-pat", user="ALICE")
 
-    async with httpx.AsyncClient(auth=credential) as client:
-        response = await client.post(snowflake.url, json={"model": "claude-sonnet-4-6"})
-
-    assert response.status_code == 401
+    assert await post_all(credential, snowflake, b'{"model": "claude-sonnet-4-6"}') == [401]
     assert len(snowflake.seen) == 1
     message = credential.explain_refusal()
     assert "ALICE" in message and "programmatic access token" in message
@@ -221,13 +249,9 @@ async def test_a_pat_rotated_on_disk_while_a_request_was_refused_is_replayed_onc
     snowflake.refuse = lambda authorization: authorization == "Bearer old-pat"
     snowflake.on_refusal = lambda: token_file.write_text("new-pat")
 
-    async with httpx.AsyncClient(auth=credential) as client:
-        response = await client.post(snowflake.url, json={"n": 1})
-
-    assert response.status_code == 200
+    assert await post_all(credential, snowflake, b'{"n":1}') == [200]
     assert [seen.authorization for seen in snowflake.seen] == ["Bearer old-pat", "Bearer new-pat"]
     assert snowflake.seen[0].body == snowflake.seen[1].body == b'{"n":1}'
-    assert [r.status_code for r in response.history] == [401]
 
 
 # --- key-pair JWTs --------------------------------------------------------------------------------
@@ -380,10 +404,7 @@ async def test_a_refused_jwt_is_renewed_once_and_the_request_replayed_once(
     first = bearer(await credential.headers())
     snowflake.refuse = lambda authorization: authorization == f"Bearer {first}"
 
-    async with httpx.AsyncClient(auth=credential) as client:
-        response = await client.post(snowflake.url, content=b'{"stream": true}')
-
-    assert response.status_code == 200
+    assert await post_all(credential, snowflake, b'{"stream": true}') == [200]
     assert len(snowflake.seen) == 2
     assert snowflake.seen[0].authorization == f"Bearer {first}"
     assert snowflake.seen[1].authorization != f"Bearer {first}"
@@ -401,43 +422,11 @@ async def test_concurrent_requests_refused_together_share_one_renewal(
     first = bearer(await credential.headers())
     snowflake.refuse = lambda authorization: authorization == f"Bearer {first}"
 
-    async with httpx.AsyncClient(auth=credential) as client:
-        responses = await asyncio.gather(
-            *(client.post(snowflake.url, json={"i": i}) for i in range(20))
-        )
-
-    assert [response.status_code for response in responses] == [200] * 20
+    bodies = [json.dumps({"i": i}).encode() for i in range(20)]
+    assert await post_all(credential, snowflake, *bodies) == [200] * 20
     assert credential.tokens_issued == 2
     assert len(snowflake.seen) == 40
     assert len({seen.authorization for seen in snowflake.seen}) == 2
-
-
-async def test_a_streamed_request_body_is_not_replayed(
-    key_file: Path, snowflake: FakeSnowflake
-) -> None:
-    credential = KeyPairJwtCredential(
-        account="a", user="u", private_key_file=key_file, clock=FakeClock(tick=1.0)
-    )
-    snowflake.refuse = lambda authorization: True
-
-    async def body() -> object:
-        yield b'{"part": 1}'
-
-    async with httpx.AsyncClient(auth=credential) as client:
-        response = await client.post(
-            snowflake.url, content=body(), headers={"Content-Length": "11"}
-        )
-
-    assert response.status_code == 401
-    assert len(snowflake.seen) == 1
-
-
-def test_a_synchronous_client_is_told_to_use_the_async_one() -> None:
-    with (
-        httpx.Client(auth=PatCredential("t")) as client,
-        pytest.raises(TypeError, match="AsyncClient"),
-    ):
-        client.get("http://127.0.0.1:9/")
 
 
 def test_the_refusal_message_for_a_jwt_names_the_fingerprint_to_check(

@@ -198,7 +198,7 @@ class Exchange:
         record = self.record
         failure: GatewayError | None = None
         try:
-            async for chunk in response.http.aiter_bytes():
+            async for chunk in response.chunks():
                 if record.first_token_ms is None:
                     record.first_token_ms = (time.monotonic() - response.started) * 1000
                 out = converter.feed(chunk)

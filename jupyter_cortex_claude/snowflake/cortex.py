@@ -1,8 +1,10 @@
-"""The Cortex client: one pooled ``httpx.AsyncClient``, timeouts, bounded retries, error mapping.
+"""The Cortex client: one pooled connection (:mod:`.cortex_http`), credentials, bounded retries,
+error mapping.
 
-Credentials come in as an ``httpx.Auth`` (see :mod:`.credentials`), so this module never knows which
-kind of Snowflake identity is in use; the auth flow renews and replays on a 401 by itself. The
-requests go out through aiohttp (:mod:`.aiohttp_transport`): httpx's API, half its CPU per request.
+A credential (:class:`.credentials.SnowflakeCredential`) gives the token to send; this module never
+knows which kind of Snowflake identity is in use. When Snowflake refuses the token (a 401, or a
+session token's 200 + 390112), the credential renews it once, however many requests saw the
+refusal, and the request is replayed once with the new token (:meth:`CortexClient._send`).
 
 Only what Cortex did not process is retried (issue 11, finding 4): a connection that could not be
 opened (httpx's ``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``: raised before a byte of the
@@ -17,21 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import random
-import ssl
 import time
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from ..errors import GatewayError, answer_broke_off
-from .aiohttp_transport import AiohttpTransport
+from .cortex_http import CortexAnswer, CortexHttp, environment_proxy
 from .cortex_limits import CortexLimits
+from .credentials import SnowflakeCredential
 from .errors import (
     SESSION_EXPIRED_CODE,
     ConfigurationError,
@@ -95,7 +98,7 @@ class CortexClient:
     def __init__(
         self,
         base_url: str,
-        auth: httpx.Auth,
+        auth: SnowflakeCredential,
         *,
         identity: str = "the configured Snowflake user",
         connect_timeout: float = 10.0,
@@ -106,8 +109,8 @@ class CortexClient:
         limits: CortexLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        url = httpx.URL(self.base_url)
-        self.host = url.host
+        url = urlsplit(self.base_url)
+        self.host = url.hostname or ""
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.identity = identity
         self.retry = retry or RetryPolicy()
@@ -116,28 +119,18 @@ class CortexClient:
         self.status = status or UpstreamStatus()
         self.limits = limits
         self._auth = auth
-        self._transport = AiohttpTransport(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100)
-        )
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            auth=auth,
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
-            transport=self._transport,
-            headers={"user-agent": "jupyter-cortex-claude"},
-            follow_redirects=False,
-        )
+        self._http = CortexHttp(max_connections=max_connections, read_timeout=read_timeout)
 
     def busy_connections(self) -> int:
         """Connections to Cortex now carrying a request."""
-        return self._transport.busy_connections()
+        return self._http.busy_connections()
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     async def open(
         self,
@@ -159,14 +152,14 @@ class CortexClient:
         repaired = False  # a 400 Cortex explained was fixed and re-sent (once, never more)
         if self.limits is not None:
             content, headers = self.limits.prepare(content, headers, model)
+        url = self.base_url + path
         while True:
             started = time.monotonic()
-            request = self._client.build_request(
-                "POST", path, content=content, headers=headers, timeout=self._timeout(deadline)
-            )
             retry_after: float | None = None
             try:
-                response = await self._client.send(request, stream=True)
+                response = await self._send(
+                    "POST", url, headers, content, self._connect_timeout(deadline)
+                )
             except _NOTHING_SENT as exc:
                 failure = describe_connect_failure(exc, connect_timeout=self.connect_timeout)
                 error = self._unreachable_error(failure.what, failure.check)
@@ -185,28 +178,28 @@ class CortexClient:
             except GatewayError as error:  # a connector login the auth flow ran, refused
                 raise self._failed(state_for_status(error.status), error) from None
             else:
-                if response.status_code < 400:
+                if response.status < 400:
                     await self._raise_if_session_expired(response, model)
                     self.status.succeeded()
                     return CortexResponse(response, retries=attempt, started=started)
-                body = await _read_bounded(response)
+                body = await response.read_bounded(_MAX_ERROR_BODY)
                 error = error_from_cortex(
-                    response.status_code,
+                    response.status,
                     body,
                     response.headers,
                     model=model,
                     identity=self.identity,
                 )
-                if response.status_code == 401:
+                if response.status == 401:
                     self._add_credential_advice(error)
-                retryable = response.status_code in _RETRYABLE_STATUS or is_throttled_400(
-                    response.status_code, body
+                retryable = response.status in _RETRYABLE_STATUS or is_throttled_400(
+                    response.status, body
                 )
                 state = state_for_status(error.status)
                 log.debug(
                     "Cortex %s answered %s (request id %s), attempt %d",
                     path,
-                    response.status_code,
+                    response.status,
                     error.request_id,
                     attempt + 1,
                 )
@@ -218,7 +211,7 @@ class CortexClient:
                     if self.limits is not None and not repaired:
                         cortex_said = str(parse_snowflake_error(body).get("message") or "")
                         repair = self.limits.repair(
-                            response.status_code, cortex_said, content, headers, model
+                            response.status, cortex_said, content, headers, model
                         )
                     if repair is None:
                         raise error
@@ -247,10 +240,48 @@ class CortexClient:
             await asyncio.sleep(wait)
             attempt += 1
 
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        connect_timeout: float,
+    ) -> CortexAnswer:
+        """One request with the credential's token; replayed once with a renewed token if
+        Snowflake refused it (a refused request was not processed, so replaying is safe)."""
+        credential = self._auth
+        token = await credential.token()
+        answer = await self._http.send(
+            method,
+            url,
+            headers={**headers, **credential.authorization_headers(token)},
+            body=body,
+            connect_timeout=connect_timeout,
+        )
+        status, content_type = answer.status, answer.content_type
+        seen = await answer.read() if credential.refusal_needs_body(status, content_type) else None
+        if not credential.is_refusal(status, content_type, seen):
+            return answer
+        renewed = await credential.renewed_after_refusal(token)
+        if renewed is None:
+            return answer
+        answer.close()
+        return await self._http.send(
+            method,
+            url,
+            headers={**headers, **credential.authorization_headers(renewed)},
+            body=body,
+            connect_timeout=connect_timeout,
+        )
+
     async def get_json(self, path: str) -> Any:
         try:
-            response = await self._client.get(path)
-            body = await response.aread()
+            response = await self._send("GET", self.base_url + path, {}, None, self.connect_timeout)
+            try:
+                body = await response.read()
+            finally:
+                response.close()
         except _NOTHING_SENT as exc:
             failure = describe_connect_failure(exc, connect_timeout=self.connect_timeout)
             raise self._failed(
@@ -261,16 +292,16 @@ class CortexClient:
         except ConfigurationError as exc:
             state = CONNECTOR_MISSING if isinstance(exc, ConnectorMissing) else AUTH_FAILED
             raise self._failed(state, GatewayError(403, str(exc))) from None
-        if response.status_code >= 400:
+        if response.status >= 400:
             error = error_from_cortex(
-                response.status_code, body, response.headers, model="", identity=self.identity
+                response.status, body, response.headers, model="", identity=self.identity
             )
             state = state_for_status(error.status)
             if state != OK:
                 raise self._failed(state, error)
             raise error
         self.status.succeeded()
-        return response.json()
+        return json.loads(body)
 
     async def probe(self) -> str:
         """Can a connection to the account host be opened (DNS, TCP, TLS)? The state, also kept
@@ -278,12 +309,14 @@ class CortexClient:
         browser SSO login must not pop up because the server started)."""
         host, port = self.host, self.port
         via = ""
-        proxy = _proxy_for(self.base_url)
+        proxy = environment_proxy(self.base_url)
         use_tls = self.base_url.startswith("https://")
         if proxy is not None:
-            host, port = proxy.host, proxy.port or (443 if proxy.scheme == "https" else 80)
-            via, use_tls = f" (through the proxy {host}:{port})", proxy.scheme == "https"
-        context: ssl.SSLContext | None = httpx.create_ssl_context() if use_tls else None
+            parts = urlsplit(proxy)
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            via, use_tls = f" (through the proxy {host}:{port})", parts.scheme == "https"
+        context = self._http.tls if use_tls else None
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(
@@ -302,34 +335,31 @@ class CortexClient:
         self.status.probed(OK, f"a connection to {self.where}{via} opened")
         return OK
 
-    def _timeout(self, deadline: float) -> httpx.Timeout:
-        """This attempt's timeouts: opening a connection must end by the deadline; reading not."""
-        # Rounded up to half seconds: the transport keeps one timeout object per distinct value.
+    def _connect_timeout(self, deadline: float) -> float:
+        """This attempt's connect timeout: opening a connection must end by the deadline."""
+        # Rounded up to half seconds: the connection keeps one timeout object per distinct value.
         remaining = math.ceil(max(_MIN_ATTEMPT_CONNECT, deadline - time.monotonic()) * 2) / 2
-        connect = min(self.connect_timeout, remaining)
-        return httpx.Timeout(self.read_timeout, connect=connect, pool=connect)
+        return min(self.connect_timeout, remaining)
 
     def _failed(self, state: str, error: GatewayError) -> GatewayError:
         self.status.failed(state, error.message)
         return error
 
-    async def _raise_if_session_expired(self, response: httpx.Response, model: str) -> None:
+    async def _raise_if_session_expired(self, response: CortexAnswer, model: str) -> None:
         """Session tokens expire with HTTP 200 + code 390112 (cortex-api.md), for streamed
         requests too (as JSON instead of an event stream). The credential's auth flow already
         renewed and replayed once; if the answer is still 390112, the session cannot be renewed."""
-        if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
-            "application/json"
-        ):
+        if response.status != 200 or not response.content_type.startswith("application/json"):
             return
         try:
-            body = await response.aread()
+            body = await response.read()
         except httpx.HTTPError as exc:  # a JSON answer cut mid-way (tests/test_faults.py)
-            await response.aclose()
+            response.close()
             raise self._failed(CORTEX_ERROR, answer_broke_off(exc)) from None
         payload = parse_snowflake_error(body)
         if str(payload.get("code")) != SESSION_EXPIRED_CODE or not is_error_body(payload):
             return
-        await response.aclose()
+        response.close()
         error = error_from_cortex(401, body, response.headers, model=model, identity=self.identity)
         error.message = error.message.replace("Cortex answered 401", "Cortex answered 200")
         self._add_credential_advice(error)
@@ -376,44 +406,38 @@ class CortexClient:
         )
 
 
-def _proxy_for(url: str) -> httpx.URL | None:
-    """The proxy httpx would use for ``url`` from the environment (HTTPS_PROXY, NO_PROXY...)."""
-    target = httpx.URL(url)
-    if urllib.request.proxy_bypass_environment(target.host):
-        return None
-    proxies = urllib.request.getproxies_environment()
-    chosen = proxies.get(target.scheme) or proxies.get("all")
-    return httpx.URL(chosen) if chosen else None
-
-
 class CortexResponse:
     """A 2xx answer from Cortex whose body is read by the caller."""
 
-    def __init__(self, response: httpx.Response, *, retries: int, started: float) -> None:
-        self.http = response
+    def __init__(self, answer: CortexAnswer, *, retries: int, started: float) -> None:
+        self.answer = answer
         self.retries = retries
         self.started = started
 
     @property
     def status_code(self) -> int:
-        return self.http.status_code
+        return self.answer.status
 
     @property
     def request_id(self) -> str | None:
-        return self.http.headers.get("x-snowflake-request-id")
+        return self.answer.headers.get("x-snowflake-request-id")
 
     @property
     def is_event_stream(self) -> bool:
-        return self.http.headers.get("content-type", "").startswith("text/event-stream")
+        return self.answer.content_type.startswith("text/event-stream")
 
     async def read(self) -> bytes:
         try:
-            return await self.http.aread()
+            return await self.answer.read()
         finally:
-            await self.http.aclose()
+            self.answer.close()
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (each piece as soon as it is there)."""
+        return self.answer.chunks()
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        self.answer.close()
 
     def error_for_body(self, body: bytes, *, model: str, identity: str) -> GatewayError | None:
         """Cortex can answer HTTP 200 with a Snowflake error object instead of a result."""
@@ -423,24 +447,8 @@ class CortexResponse:
             return None
         if not is_error_body(payload):
             return None
-        error = error_from_cortex(502, body, self.http.headers, model=model, identity=identity)
+        error = error_from_cortex(502, body, self.answer.headers, model=model, identity=identity)
         error.message = error.message.replace(
             "Cortex answered 502", "Cortex answered 200 with an error"
         )
         return error
-
-
-async def _read_bounded(response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > _MAX_ERROR_BODY:
-                break
-    except httpx.HTTPError:
-        pass
-    finally:
-        await response.aclose()
-    return b"".join(chunks)

@@ -1,16 +1,17 @@
-"""Snowflake credentials: one ``httpx.Auth`` per kind, behind one interface.
+"""Snowflake credentials: one class per kind, behind one small interface.
 
-The Cortex client attaches a credential to its ``httpx.AsyncClient`` and never learns which kind it
-is. Every credential answers two questions: "which headers, now?"
-(:meth:`SnowflakeCredential.headers`, renewing first when the token is about to expire) and "this
-token was refused, renew" (:meth:`SnowflakeCredential.renew`). The httpx auth flow ties them
-together: attach the headers, and on a 401 renew once and replay the request once.
+The Cortex client never learns which kind of identity is in use. It asks a credential three things:
+the token to send now (:meth:`SnowflakeCredential.token`, renewed first when about to expire) and
+its headers (:meth:`SnowflakeCredential.authorization_headers`); whether an answer is Snowflake
+refusing that token (:meth:`SnowflakeCredential.is_refusal`); and, after a refusal, a renewed token
+to replay the request with once (:meth:`SnowflakeCredential.renewed_after_refusal`: one renewal
+however many requests were refused together).
 
 The kind here: programmatic access tokens (:class:`PatCredential`). The others live beside it:
-key-pair JWTs (``keypair.py``), and, overriding :meth:`SnowflakeCredential._authorization_headers`,
-:meth:`SnowflakeCredential._needs_body` and :meth:`SnowflakeCredential._is_refusal`, connector
-and Snowpark session tokens (``session_credentials.py``, sent as ``Authorization: Snowflake Token="..."`` and
-expiring with HTTP 200 + code 390112), OAuth tokens and the Snowflake Notebooks token file
+key-pair JWTs (``keypair.py``); connector and Snowpark session tokens (``session_credentials.py``,
+sent as ``Authorization: Snowflake Token="..."`` and expiring with HTTP 200 + code 390112, so they
+override :meth:`SnowflakeCredential.authorization_headers`, :meth:`SnowflakeCredential.refusal_needs_body`
+and :meth:`SnowflakeCredential.is_refusal`); OAuth tokens and the Snowflake Notebooks token file
 (``oauth.py``). :func:`.credential_factory.create_credential` picks the kind for a connection.
 """
 
@@ -21,11 +22,9 @@ import logging
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
-
-import httpx
 
 from .authenticators import PAT
 from .errors import ConfigurationError
@@ -39,7 +38,7 @@ class CredentialError(ConfigurationError):
     """A credential cannot be loaded (a missing file, a wrong passphrase); never holds a secret."""
 
 
-class SnowflakeCredential(httpx.Auth, ABC):
+class SnowflakeCredential(ABC):
     """Headers for Snowflake REST calls, renewed when they expire or are refused."""
 
     kind: ClassVar[str]
@@ -56,9 +55,36 @@ class SnowflakeCredential(httpx.Auth, ABC):
 
     # --- what callers use -------------------------------------------------------------------------
 
+    async def token(self) -> str:
+        """The token to send now, renewed first if it is near expiry."""
+        return await self._current_token()
+
     async def headers(self) -> dict[str, str]:
         """Authorization headers to send now, renewing first if the token is near expiry."""
-        return self._authorization_headers(await self._current_token())
+        return self.authorization_headers(await self._current_token())
+
+    def authorization_headers(self, token: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if self.token_type:
+            headers["X-Snowflake-Authorization-Token-Type"] = self.token_type
+        return headers
+
+    def refusal_needs_body(self, status: int, content_type: str) -> bool:
+        """Whether :meth:`is_refusal` must see the body of such an answer (session tokens' 200 +
+        390112)."""
+        return False
+
+    def is_refusal(self, status: int, content_type: str, body: bytes | None) -> bool:
+        """Whether Snowflake refused the token that was sent (``body`` is read only when
+        :meth:`refusal_needs_body` said so)."""
+        return status == 401
+
+    async def renewed_after_refusal(self, refused: str) -> str | None:
+        """A token to replay a refused request with once, or None when there is nothing new to
+        send (a PAT with nothing to re-read: sending it again would only double the 401)."""
+        await self.renew(refused)
+        renewed = await self._current_token()
+        return None if renewed == refused else renewed
 
     async def renew(self, failed_token: str | None = None) -> None:
         """Renew after Snowflake refused ``failed_token``. However many callers saw the same
@@ -83,48 +109,7 @@ class SnowflakeCredential(httpx.Auth, ABC):
     def explain_refusal(self) -> str:
         """What to tell the user when Snowflake still refuses this credential after a renewal."""
 
-    # --- httpx.Auth -------------------------------------------------------------------------------
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._current_token()
-        request.headers.update(self._authorization_headers(token))
-        response = yield request
-        if self._needs_body(response):
-            await response.aread()
-        if not self._is_refusal(response):
-            return
-        await self.renew(token)
-        renewed = await self._current_token()
-        # A request whose body was streamed cannot be sent again; and re-sending the very token that
-        # was just refused (a PAT with nothing to re-read) would only double the 401.
-        if renewed == token or not isinstance(request.stream, httpx.ByteStream):
-            return
-        request.headers.update(self._authorization_headers(renewed))
-        yield request
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        raise TypeError(
-            f"{type(self).__name__} renews tokens asynchronously: use it with httpx.AsyncClient."
-        )
-
     # --- for subclasses ---------------------------------------------------------------------------
-
-    def _authorization_headers(self, token: str) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {token}"}
-        if self.token_type:
-            headers["X-Snowflake-Authorization-Token-Type"] = self.token_type
-        return headers
-
-    def _needs_body(self, response: httpx.Response) -> bool:
-        """Whether :meth:`_is_refusal` must see the body (session tokens' 200 + 390112)."""
-        return self.requires_response_body
-
-    def _is_refusal(self, response: httpx.Response) -> bool:
-        return response.status_code == 401
 
     @abstractmethod
     async def _current_token(self) -> str:

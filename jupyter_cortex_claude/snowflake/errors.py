@@ -114,7 +114,7 @@ _ARES_NOT_FOUND = (1, 4)
 
 def _dns_failure(cause: BaseException) -> tuple[str, bool] | None:
     """(reason, heals) when ``cause`` is a failed name lookup: the standard resolver's gaierror,
-    or aiodns's DNSError under aiohttp's transport (snowflake/aiohttp_transport.py)."""
+    or aiodns's DNSError under aiohttp (snowflake/cortex_http.py)."""
     if isinstance(cause, socket.gaierror):
         # EAI_AGAIN is a resolver that could not answer now; the others say the name is wrong.
         return str(cause.strerror or cause), cause.errno == socket.EAI_AGAIN

@@ -33,8 +33,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-import httpx
-
 from ..errors import GatewayError
 from .authenticators import SNOWPARK_SESSION
 from .connection import SnowflakeConnection
@@ -65,19 +63,15 @@ CONNECTOR_AUTHENTICATORS: dict[str, str] = {
 }
 
 
-def is_session_expired_answer(response: httpx.Response) -> bool:
+def is_session_expired_answer(status: int, content_type: str, body: bytes | None) -> bool:
     """Cortex's answer to an expired session token: HTTP 200 with code 390112 in a JSON body."""
-    if response.status_code != 200 or not _is_json(response):
+    if status != 200 or not content_type.startswith("application/json") or not body:
         return False
     try:
-        payload = json.loads(response.content)
+        payload = json.loads(body)
     except ValueError:
         return False
     return isinstance(payload, dict) and str(payload.get("code")) == SESSION_EXPIRED_CODE
-
-
-def _is_json(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("application/json")
 
 
 class SessionTokenCredential(SnowflakeCredential):
@@ -95,16 +89,16 @@ class SessionTokenCredential(SnowflakeCredential):
         self.renewals = 0
         self.logins = 0
 
-    def _authorization_headers(self, token: str) -> dict[str, str]:
+    def authorization_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f'Snowflake Token="{token}"'}
 
-    def _needs_body(self, response: httpx.Response) -> bool:
+    def refusal_needs_body(self, status: int, content_type: str) -> bool:
         # A JSON 200 may be the 390112 refusal; an event stream never is. Reading a JSON answer
         # here costs nothing: the gateway reads non-streamed answers whole anyway.
-        return response.status_code == 200 and _is_json(response)
+        return status == 200 and content_type.startswith("application/json")
 
-    def _is_refusal(self, response: httpx.Response) -> bool:
-        return response.status_code == 401 or is_session_expired_answer(response)
+    def is_refusal(self, status: int, content_type: str, body: bytes | None) -> bool:
+        return status == 401 or is_session_expired_answer(status, content_type, body)
 
     def _is_fresh(self) -> bool:
         if self._token is None:

@@ -1,10 +1,11 @@
-"""The Cortex client's aiohttp transport says what happened the way httpx does.
+"""The Cortex client's connection (aiohttp) says what happened: was the request sent?
 
 The Cortex client retries only what Cortex cannot have processed (a connection that never opened)
-and reports everything else once; it decides by httpx's exception types. These tests drive the
-transport against real sockets on 127.0.0.1 (a raw HTTP/1.1 server, a CONNECT proxy) and check each
-failure arrives as the httpx error that says whether the request was sent, that a stream closed
-early closes its connection, and that HTTPS_PROXY from the environment is used.
+and reports everything else once; it decides by httpx's exception types, which
+``snowflake/cortex_http.py`` raises for aiohttp's failures. These tests drive it against real
+sockets on 127.0.0.1 (a raw HTTP/1.1 server, an HTTP proxy) and check each failure arrives as the
+error that says whether the request was sent, that a stream closed early closes its connection,
+and that HTTP_PROXY from the environment is used.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from jupyter_cortex_claude.snowflake.aiohttp_transport import AiohttpTransport
+from jupyter_cortex_claude.snowflake.cortex_http import CortexAnswer, CortexHttp
 
 HEAD_CHUNKED = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -82,19 +83,24 @@ async def serving() -> AsyncIterator[tuple[Origin, str]]:
         server.close()
 
 
-def client(read_timeout: float = 10.0) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits),
-        timeout=httpx.Timeout(read_timeout, connect=5.0),
-    )
+@contextlib.asynccontextmanager
+async def connection(read_timeout: float = 10.0) -> AsyncIterator[CortexHttp]:
+    http = CortexHttp(max_connections=10, read_timeout=read_timeout)
+    try:
+        yield http
+    finally:
+        await http.aclose()
+
+
+async def post(http: CortexHttp, url: str) -> CortexAnswer:
+    return await http.send("POST", url, headers={}, body=b"{}", connect_timeout=5.0)
 
 
 async def test_requests_share_one_kept_alive_connection() -> None:
-    async with serving() as (state, base), client() as http:
+    async with serving() as (state, base), connection() as http:
         for _ in range(3):
-            response = await http.post(base + "/ok", content=b"{}")
-            assert (response.status_code, response.text) == (200, "ok")
+            answer = await post(http, base + "/ok")
+            assert (answer.status, await answer.read()) == (200, b"ok")
     assert state.connections == 1
 
 
@@ -102,15 +108,15 @@ async def test_a_refused_connection_is_a_connect_error_nothing_was_sent() -> Non
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with client() as http:
+    async with connection() as http:
         with pytest.raises(httpx.ConnectError):
-            await http.post(f"http://127.0.0.1:{port}/ok", content=b"{}")
+            await post(http, f"http://127.0.0.1:{port}/ok")
 
 
 async def test_a_connection_dropped_after_the_request_is_not_a_connect_error() -> None:
-    async with serving() as (state, base), client() as http:
+    async with serving() as (state, base), connection() as http:
         with pytest.raises(httpx.TransportError) as caught:
-            await http.post(base + "/drop", content=b"{}")
+            await post(http, base + "/drop")
     assert state.requests  # the request did reach the server
     assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
     assert isinstance(caught.value, httpx.RemoteProtocolError)
@@ -118,38 +124,31 @@ async def test_a_connection_dropped_after_the_request_is_not_a_connect_error() -
 
 async def test_a_body_cut_short_hands_over_what_arrived_then_fails() -> None:
     received = []
-    async with (
-        serving() as (_, base),
-        client() as http,
-        http.stream("POST", base + "/cut", content=b"{}") as response,
-    ):
+    async with serving() as (_, base), connection() as http:
+        answer = await post(http, base + "/cut")
         with pytest.raises(httpx.RemoteProtocolError):
-            async for piece in response.aiter_bytes():
+            async for piece in answer.chunks():
                 received.append(piece)
     assert b"".join(received) == b"event: message_start\n\n"
 
 
 async def test_a_stalled_body_is_a_read_timeout() -> None:
-    async with (
-        serving() as (_, base),
-        client(read_timeout=0.3) as http,
-        http.stream("POST", base + "/stall", content=b"{}") as response,
-    ):
+    async with serving() as (_, base), connection(read_timeout=0.3) as http:
+        answer = await post(http, base + "/stall")
         with pytest.raises(httpx.ReadTimeout):
-            async for _ in response.aiter_bytes():
+            async for _ in answer.chunks():
                 pass
 
 
 async def test_closing_a_stream_early_closes_its_connection() -> None:
-    async with serving() as (state, base), client() as http:
-        transport = http._transport
-        assert isinstance(transport, AiohttpTransport)
-        async with http.stream("POST", base + "/stall", content=b"{}") as response:
-            async for _ in response.aiter_bytes():
-                assert transport.busy_connections() == 1
-                break
+    async with serving() as (state, base), connection() as http:
+        answer = await post(http, base + "/stall")
+        async for _ in answer.chunks():
+            assert http.busy_connections() == 1
+            break
+        answer.close()
         await asyncio.wait_for(state.client_gone.wait(), 10)
-        assert transport.busy_connections() == 0
+        assert http.busy_connections() == 0
 
 
 async def test_the_proxy_the_environment_names_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,9 +176,9 @@ async def test_the_proxy_the_environment_names_is_used(monkeypatch: pytest.Monke
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
     try:
-        async with serving() as (_, base), client() as http:
-            response = await http.post(base + "/ok", content=b"{}")
-        assert response.text == "ok"
+        async with serving() as (_, base), connection() as http:
+            answer = await post(http, base + "/ok")
+            assert await answer.read() == b"ok"
         assert requests_seen and requests_seen[0].startswith(b"POST http://127.0.0.1:")
     finally:
         server.close()
