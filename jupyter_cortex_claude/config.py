@@ -429,6 +429,7 @@ class CortexClaude(Configurable):
     ).tag(config=True)
 
     usd_per_credit = Float(
+        2.0,
         help="""USD per credit, to turn the USD rates of `model_prices` into the credits that
         `credit_budget` and the usage ledger count. Default: $CORTEX_CLAUDE_USD_PER_CREDIT, else
         2.00, Snowflake's price of an AI Credit with global routing (2.20 with regional routing;
