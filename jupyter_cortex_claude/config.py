@@ -11,6 +11,7 @@ so importing the configuration never touches the disk.
 
 from __future__ import annotations
 
+import math
 import os
 
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, TraitError, Unicode, default
@@ -419,11 +420,20 @@ class CortexClaude(Configurable):
 
     model_prices = Dict(
         default_value={},
-        help="""Credits per million tokens per Cortex model, for the ledger's *estimated* cost and the
-        credit budget, e.g.
-        `{"claude-sonnet-4-6": {"input": 1.5, "output": 7.5, "cache_read": 0.15,
-        "cache_write": 1.875}}`; the key `*` prices models not listed. Merged over built-in defaults,
-        which are estimates, not Snowflake's rates (docs/budgets.md, "Prices").""",
+        help="""**USD** per million tokens per Cortex model, as in Snowflake's Service Consumption
+        Table (Tables 6(b)/6(c)), for the ledger's *estimated* credits and the credit budget, e.g.
+        `{"claude-sonnet-4-6": {"input": 3.0, "output": 15.0, "cache_read": 0.3}}`; the key `*`
+        prices models not listed. An entry replaces the model's built-in one (Snowflake's published
+        example rates, docs/budgets.md "Prices"); left out, `cache_read` is 10 % of `input` and
+        `cache_write` equals `input`. Converted to credits with `usd_per_credit`.""",
+    ).tag(config=True)
+
+    usd_per_credit = Float(
+        2.0,
+        help="""USD per credit, to turn the USD rates of `model_prices` into the credits that
+        `credit_budget` and the usage ledger count. Default: $CORTEX_CLAUDE_USD_PER_CREDIT, else
+        2.00, Snowflake's price of an AI Credit with global routing (2.20 with regional routing;
+        docs/budgets.md).""",
     ).tag(config=True)
 
     # --- Credit budget ----------------------------------------------------------------------------
@@ -454,6 +464,23 @@ class CortexClaude(Configurable):
             raise TraitError(
                 f"CORTEX_CLAUDE_CREDIT_BUDGET={value!r} is not a number of credits (e.g. 25)."
             ) from None
+
+    @default("usd_per_credit")
+    def _usd_per_credit_from_environment(self) -> float:
+        # 2.00: Snowflake's AI Credit price with global routing (gateway/prices.py, not imported:
+        # config sits below the gateway).
+        value = os.environ.get("CORTEX_CLAUDE_USD_PER_CREDIT", "").strip()
+        if not value:
+            return 2.0
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number > 0):
+            raise TraitError(
+                f"CORTEX_CLAUDE_USD_PER_CREDIT={value!r} is not a price in USD above 0 (e.g. 2.0)."
+            )
+        return number
 
     @default("credit_budget_period")
     def _credit_budget_period_from_environment(self) -> str:

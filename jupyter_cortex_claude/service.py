@@ -20,8 +20,9 @@ from .claude_binary import find_claude, install_hint
 from .config import CortexClaude
 from .errors import GatewayError
 from .gateway.budget import CreditBudget
-from .gateway.ledger import DEFAULT_MODEL_PRICES, UsageLedger, open_ledger
+from .gateway.ledger import UsageLedger, open_ledger
 from .gateway.messages import ShapingPolicy
+from .gateway.prices import PriceTableError, credit_prices
 from .gateway.router import Gateway
 from .gateway.usage import UsageRecord
 from .gateway_key import GatewayKey
@@ -118,7 +119,9 @@ class GatewayService:
             self.credential = create_credential(self.connection)
             budget_credits = self.config.credit_budget
             budget_period = self.config.credit_budget_period
-        except (ConfigurationError, TraitError) as exc:
+            # Credits per million tokens, built once: pricing a request is then a few products.
+            prices = credit_prices(self.config.model_prices, self.config.usd_per_credit)
+        except (ConfigurationError, TraitError, PriceTableError) as exc:
             self.error = str(exc)
             self.log.error("cortex-claude is not configured: %s", exc)
             return
@@ -137,14 +140,12 @@ class GatewayService:
             limits=self.limits,
         )
         if self.ledger is None:
-            self.ledger = open_ledger(self.config.usage_db_path, self.config.model_prices)
+            self.ledger = open_ledger(self.config.usage_db_path, prices)
         ledger = self.ledger
         self.budget = CreditBudget(
             credits=budget_credits,
             period=budget_period,
-            prices=ledger.prices
-            if ledger
-            else {**DEFAULT_MODEL_PRICES, **self.config.model_prices},
+            prices=prices,
             output_ceiling=self.config.output_token_ceiling,
             spent_since=ledger.credits_since if ledger else None,
             logger=self.log,

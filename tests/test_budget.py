@@ -15,7 +15,8 @@ import openai
 import pytest
 
 from jupyter_cortex_claude.gateway.budget import EDGE_RETRY_AFTER, period_bounds
-from jupyter_cortex_claude.gateway.ledger import DEFAULT_MODEL_PRICES, UsageLedger
+from jupyter_cortex_claude.gateway.ledger import UsageLedger
+from jupyter_cortex_claude.gateway.prices import credit_prices
 from jupyter_cortex_claude.gateway.usage import UsageRecord
 from jupyter_cortex_claude.testing import CortexEmulator, Fault, Reply
 from jupyter_cortex_claude.testing.replies import TextBlock
@@ -26,8 +27,8 @@ from .kernels import in_kernel_environment, running_kernel
 
 BUDGET = 1.0
 MODEL = "claude-sonnet-4-6"
-# What one million output tokens of MODEL costs, by the built-in price table.
-OUTPUT_PRICE = DEFAULT_MODEL_PRICES[MODEL]["output"]
+# Credits one million output tokens of MODEL cost, by the built-in prices at the default USD/credit.
+OUTPUT_PRICE = credit_prices()[MODEL]["output"]
 
 
 def spend(credits: float) -> Reply:

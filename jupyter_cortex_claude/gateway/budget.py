@@ -4,7 +4,8 @@ Snowflake's usage views lag 45 minutes to 3 hours (cortex-api.md, "Usage account
 to stop a coding agent that loops. So each gateway keeps its own tally: the ledger's estimated
 credits for the current period (read once, when the first request arrives), plus what every request
 served since then cost (:meth:`CreditBudget.settle`, fed by the same usage records the ledger
-writes), priced with ``c.CortexClaude.model_prices``.
+writes), priced per request by :mod:`.prices` (Snowflake's published rates, or
+``c.CortexClaude.model_prices``, in credits at ``c.CortexClaude.usd_per_credit``).
 
 Admission (:meth:`CreditBudget.admit`), before the request goes to Cortex:
 
@@ -32,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import GatewayError
-from .ledger import estimate_credits
+from .prices import estimate_credits
 from .usage import UsageRecord
 
 log = logging.getLogger("jupyter_cortex_claude.budget")

@@ -34,25 +34,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .prices import CACHE_DISCOUNT_MIN_TOKENS, credit_prices, estimate_credits
 from .usage import CLIENT_CLOSED_REQUEST, UsageRecord
 
 log = logging.getLogger("jupyter_cortex_claude.ledger")
 
-# Credits per million tokens. ESTIMATES, not Snowflake's rates: Snowflake publishes them only in its
-# Service Consumption Table (a PDF none of our sources quoted; searched 2026-11-30, see
-# docs/budgets.md). Derived from Anthropic's list prices (pricing page as of 2026-02: Opus 4.5/4.6
-# $5/$25, Sonnet 4.5 $3/$15, Haiku 4.5 $1/$5 per million input/output tokens) at an assumed 2 USD
-# per credit; cache reads at 10 % of input (Snowflake's Cortex REST billing guide describes a 90 %
-# discount on cached input) and cache writes at 125 %. Override with c.CortexClaude.model_prices.
-DEFAULT_MODEL_PRICES: dict[str, dict[str, float]] = {
-    "claude-opus-4-6": {"input": 2.5, "output": 12.5, "cache_read": 0.25, "cache_write": 3.125},
-    "claude-opus-4-5": {"input": 2.5, "output": 12.5, "cache_read": 0.25, "cache_write": 3.125},
-    "claude-sonnet-4-6": {"input": 1.5, "output": 7.5, "cache_read": 0.15, "cache_write": 1.875},
-    "claude-sonnet-4-5": {"input": 1.5, "output": 7.5, "cache_read": 0.15, "cache_write": 1.875},
-    "claude-haiku-4-5": {"input": 0.5, "output": 2.5, "cache_read": 0.05, "cache_write": 0.625},
-    "*": {"input": 1.5, "output": 7.5, "cache_read": 0.15, "cache_write": 1.875},
-}
-
+# Requests are priced by prices.py (Snowflake's published example rates, Tables 6(b)/6(c) of its
+# Service Consumption Table, as quoted by its "Cortex REST API Billing & Cost Analysis" guide, read
+# 2026-11-30; converted to credits with c.CortexClaude.usd_per_credit). The ledger stores token
+# counts, never credits, so a change of prices re-prices the past too.
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 COLUMNS = (
     "time",
@@ -122,20 +112,6 @@ def default_ledger_path() -> Path:
     from jupyter_core.paths import jupyter_data_dir
 
     return Path(jupyter_data_dir()) / "cortex_claude" / "usage.sqlite"
-
-
-def estimate_credits(
-    model: str, tokens: Mapping[str, int | float], prices: Mapping[str, Mapping[str, float]]
-) -> float:
-    """Estimated credits for token counts of one model (price table: credits per million)."""
-    price = prices.get(model) or prices.get("*") or {}
-    total = (
-        tokens.get("input_tokens", 0) * price.get("input", 0.0)
-        + tokens.get("output_tokens", 0) * price.get("output", 0.0)
-        + tokens.get("cache_read_tokens", 0) * price.get("cache_read", 0.0)
-        + tokens.get("cache_write_tokens", 0) * price.get("cache_write", 0.0)
-    )
-    return total / 1_000_000
 
 
 class LedgerSchemaError(sqlite3.DatabaseError):
@@ -211,7 +187,8 @@ class UsageLedger:
         max_pending: int = 100_000,
     ) -> None:
         self.path = Path(path) if path else default_ledger_path()
-        self.prices = dict(prices or DEFAULT_MODEL_PRICES)
+        # Credits per million tokens (prices.credit_prices): the defaults at the default credit price.
+        self.prices = dict(prices or credit_prices())
         self.batch_size = batch_size
         self.commit_interval = commit_interval
         # Rows held in memory while SQLite refuses commits (~200 bytes each): beyond this the
@@ -397,10 +374,16 @@ class UsageLedger:
         keys = [*groups, *([] if "model" in groups else ["model"])]
         select = ", ".join(f"{GROUPS[name]} AS {name}" for name in keys)
         sums = ", ".join(f"SUM({column})" for column in TOKEN_COLUMNS)
+        # The cache-read discount applies per request (prices.py), so its tokens are summed apart,
+        # as in Snowflake's billing guide.
+        discounted = (
+            f"SUM(CASE WHEN cache_read_tokens >= {CACHE_DISCOUNT_MIN_TOKENS} "
+            "THEN cache_read_tokens ELSE 0 END)"
+        )
         query = (
             # A client's hang-up (499) is the user's choice, not a failure: counted, not an error.
             f"SELECT {select}, COUNT(*), SUM(status >= 400 AND status != {CLIENT_CLOSED_REQUEST}), "
-            f"{sums}, SUM(latency_ms), "
+            f"{sums}, {discounted}, SUM(latency_ms), "
             f"COUNT(latency_ms), SUM(first_token_ms), COUNT(first_token_ms), SUM(retries) "
             f"FROM usage WHERE time >= ? GROUP BY {', '.join(keys)}"
         )
@@ -412,7 +395,8 @@ class UsageLedger:
             numbers = row[len(keys) :]
             requests, errors = numbers[0], numbers[1]
             tokens = dict(zip(TOKEN_COLUMNS, numbers[2:6], strict=True))
-            latency_sum, latency_n, ttft_sum, ttft_n, retries = numbers[6:]
+            discounted_cache_reads = numbers[6] or 0
+            latency_sum, latency_n, ttft_sum, ttft_n, retries = numbers[7:]
             group_key = tuple(key_values[name] for name in groups)
             entry = merged.setdefault(
                 group_key,
@@ -432,7 +416,14 @@ class UsageLedger:
             entry["retries"] += retries or 0
             for column in TOKEN_COLUMNS:
                 entry[column] += tokens[column] or 0
-            entry["estimated_credits"] += estimate_credits(key_values["model"], tokens, self.prices)
+            entry["estimated_credits"] += estimate_credits(
+                key_values["model"],
+                {
+                    **{column: count or 0 for column, count in tokens.items()},
+                    "discounted_cache_read_tokens": discounted_cache_reads,
+                },
+                self.prices,
+            )
             entry["_latency"][0] += latency_sum or 0.0
             entry["_latency"][1] += latency_n
             entry["_ttft"][0] += ttft_sum or 0.0
@@ -519,12 +510,13 @@ def _since_error(text: str) -> str:
 
 
 def open_ledger(
-    usage_db_path: str, model_prices: Mapping[str, Mapping[str, float]]
+    usage_db_path: str, prices: Mapping[str, Mapping[str, float]] | None = None
 ) -> UsageLedger | None:
-    """The ledger a gateway service records into (None when turned off with ``:none:``)."""
+    """The ledger a gateway service records into (None when turned off with ``:none:``).
+
+    ``prices``: credits per million tokens (:func:`.prices.credit_prices`); None: the defaults."""
     if usage_db_path.strip() == ":none:":
         return None
-    prices = {**DEFAULT_MODEL_PRICES, **{k: dict(v) for k, v in model_prices.items()}}
     try:
         return UsageLedger(usage_db_path or None, prices=prices)
     except (OSError, sqlite3.Error) as error:

@@ -51,31 +51,41 @@ class UsageRecord:
                 setattr(self, attribute, value)
 
     def add_openai_usage(self, usage: Any) -> None:
+        """Chat Completions usage: ``prompt_tokens`` (cached part included), ``completion_tokens``."""
         if not isinstance(usage, dict):
             return
-        prompt = usage.get("prompt_tokens")
         completion = usage.get("completion_tokens")
-        if isinstance(prompt, int):
-            self.input_tokens = prompt
         if isinstance(completion, int):
             self.output_tokens = completion
-        details = usage.get("prompt_tokens_details")
-        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
-            self.cache_read_tokens = details["cached_tokens"]
+        self._add_openai_input(usage.get("prompt_tokens"), usage.get("prompt_tokens_details"))
 
     def add_responses_usage(self, usage: Any) -> None:
-        """OpenAI Responses usage: ``input_tokens``, ``output_tokens``, ``input_tokens_details``."""
+        """OpenAI Responses usage: ``input_tokens`` (cached part included), ``output_tokens``."""
         if not isinstance(usage, dict):
             return
-        for key, attribute in (
-            ("input_tokens", "input_tokens"),
-            ("output_tokens", "output_tokens"),
-        ):
-            if isinstance(usage.get(key), int):
-                setattr(self, attribute, usage[key])
-        details = usage.get("input_tokens_details")
-        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
-            self.cache_read_tokens = details["cached_tokens"]
+        if isinstance(usage.get("output_tokens"), int):
+            self.output_tokens = usage["output_tokens"]
+        self._add_openai_input(usage.get("input_tokens"), usage.get("input_tokens_details"))
+
+    def _add_openai_input(self, prompt: Any, details: Any) -> None:
+        """Store input as Anthropic and Snowflake's ``TOKENS_GRANULAR`` count it, without the cache.
+
+        OpenAI's prompt count includes its cached tokens, Anthropic's ``input_tokens`` and
+        Snowflake's ``input`` do not (gateway/prices.py prices the parts apart: counted in both,
+        cached tokens were billed twice). Cortex reports Claude's cache reads and writes together
+        as ``cached_tokens``; an OpenRouter-style ``cache_write_tokens`` is split out when present
+        (as anthropic_chat_answer.anthropic_usage does).
+        """
+        details = details if isinstance(details, dict) else {}
+        cached = details.get("cached_tokens")
+        cached = cached if isinstance(cached, int) and cached > 0 else 0
+        written = details.get("cache_write_tokens")
+        written = min(written, cached) if isinstance(written, int) and written > 0 else 0
+        if isinstance(prompt, int):
+            self.input_tokens = max(prompt - cached, 0)
+        if "cached_tokens" in details:
+            self.cache_read_tokens = cached - written
+            self.cache_write_tokens = written
 
 
 class UsageRecorder:

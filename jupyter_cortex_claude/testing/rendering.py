@@ -52,7 +52,7 @@ def anthropic_usage(reply: Reply, input_tokens: int) -> dict[str, int]:
         "input_tokens": reply.input_tokens if reply.input_tokens is not None else input_tokens,
         "output_tokens": reply.estimated_output_tokens(),
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": reply.cache_read_tokens,
     }
 
 
@@ -170,12 +170,13 @@ def chat_finish_reason(reply: Reply, is_claude: bool) -> str | None:
 
 def chat_usage(reply: Reply, input_tokens: int) -> dict[str, Any]:
     prompt = reply.input_tokens if reply.input_tokens is not None else input_tokens
+    prompt += reply.cache_read_tokens
     completion = reply.estimated_output_tokens()
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": reply.cache_read_tokens},
     }
 
 

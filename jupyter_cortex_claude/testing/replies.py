@@ -50,6 +50,9 @@ class Reply:
     stop_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # Prompt tokens the answer reports as read from the cache (beside input_tokens, as Anthropic
+    # counts them; the OpenAI renderings add them to the prompt count, as OpenAI does).
+    cache_read_tokens: int = 0
 
     @property
     def resolved_stop_reason(self) -> str:

@@ -78,11 +78,12 @@ def _items(reply: Reply, request: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _usage(reply: Reply, input_tokens: int) -> dict[str, Any]:
     prompt = reply.input_tokens if reply.input_tokens is not None else input_tokens
+    prompt += reply.cache_read_tokens
     output = reply.estimated_output_tokens()
     reasoning = sum(len(b.thinking) // 4 for b in reply.blocks if isinstance(b, ThinkingBlock))
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": reply.cache_read_tokens},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": prompt + output,
