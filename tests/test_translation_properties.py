@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from jupyter_cortex_claude.gateway.anthropic_chat_answer import (
     ChatStreamTranslator,
     chat_completion_to_anthropic,
+    sse_frame,
+    text_delta_frame,
 )
 from jupyter_cortex_claude.gateway.anthropic_chat_request import anthropic_to_chat_request
 from jupyter_cortex_claude.gateway.sse import SSESplitter, event_json, event_name
@@ -224,3 +226,15 @@ def test_a_translated_stream_keeps_every_tool_id_argument_and_text(
         (c["id"], c["name"], c["input"]) for c in calls
     ]
     assert stop_reason == ("tool_use" if calls else "end_turn")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.sampled_from(["text", "thinking"]), st.text())
+def test_the_fast_text_delta_frame_is_byte_for_byte_the_general_one(
+    index: int, kind: str, text: str
+) -> None:
+    delta = {"type": f"{kind}_delta", kind: text}
+    general = sse_frame(
+        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+    )
+    assert text_delta_frame(index, kind, text) == general

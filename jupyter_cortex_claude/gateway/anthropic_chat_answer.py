@@ -23,6 +23,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _json_string  # the C escaper, non-ASCII kept
 from typing import Any
 
 from ..errors import GatewayError
@@ -36,10 +37,22 @@ log = logging.getLogger(__name__)
 _STOP_REASONS = {"length": "max_tokens", "content_filter": "refusal", "tool_calls": "tool_use"}
 
 
+_FRAME_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def sse_frame(event: str, data: Mapping[str, Any]) -> bytes:
     """One Anthropic SSE frame: ``event: X`` + compact JSON ``data:`` + blank line."""
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return f"event: {event}\ndata: {payload}\n\n".encode()
+    return f"event: {event}\ndata: {_FRAME_JSON.encode(data)}\n\n".encode()
+
+
+def text_delta_frame(index: int, kind: str, text: str) -> bytes:
+    """``sse_frame`` of a text or thinking delta, byte for byte, written without building the dicts:
+    one per streamed token, so the one frame worth its own writer."""
+    field = "thinking" if kind == "thinking" else "text"
+    return (
+        f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{index:d},'
+        f'"delta":{{"type":"{field}_delta","{field}":{_json_string(text)}}}}}\n\n'
+    ).encode()
 
 
 def new_message_id() -> str:
@@ -309,12 +322,7 @@ class ChatStreamTranslator:
                 start = {"type": "thinking", "thinking": "", "signature": ""}
             frames.append(self._start_block(kind, start))
         assert self._open is not None
-        if kind == "thinking":
-            frames.append(
-                self._delta(self._open.index, {"type": "thinking_delta", "thinking": text})
-            )
-        else:
-            frames.append(self._delta(self._open.index, {"type": "text_delta", "text": text}))
+        frames.append(text_delta_frame(self._open.index, kind, text))
         return frames
 
     def _append_tool_call(self, call_delta: Mapping[str, Any]) -> list[bytes]:

@@ -63,10 +63,13 @@ _BLANK_CHARS = frozenset(" \t\n\r")
 
 def loads_finite(data: bytes | str) -> Any:
     """``json.loads`` that raises ``ValueError`` on ``NaN``, ``Infinity`` and overflowing numbers."""
-    text = (
-        data if isinstance(data, str) else data.decode(json.detect_encoding(data), "surrogatepass")
-    )
-    return _DECODER.decode(text)
+    if isinstance(data, str):
+        return _DECODER.decode(data)
+    # An object whose second byte is not NUL is UTF-8 (json.detect_encoding's own rule, RFC 8259
+    # §8.1): the common case skips the detection, a few µs per streamed event.
+    if data[:1] == b"{" and data[1:2] != b"\x00":
+        return _DECODER.decode(data.decode("utf-8", "surrogatepass"))
+    return _DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
 
 
 def dumps_finite(value: Any) -> str:

@@ -93,6 +93,10 @@ def event_name(event: bytes) -> str | None:
 
 def event_data(event: bytes) -> bytes:
     """The joined ``data:`` lines of a raw event."""
+    first_line_end = event.find(b"\n")
+    if first_line_end == len(event) - 2 and event.startswith(b"data:"):  # one line: the usual
+        value = event[5:first_line_end]
+        return value[1:] if value.startswith(b" ") else value
     parts = []
     for line in event.split(b"\n"):
         if line.startswith(b"data:"):
