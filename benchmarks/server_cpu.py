@@ -1,11 +1,13 @@
 """Server CPU per request: our gateway in Jupyter against the bare tornado + aiohttp relay.
 
-    python benchmarks/server_cpu.py [--requests N] [--rounds R] [--checkout PATH] [--profile OUT]
+    python benchmarks/server_cpu.py [--requests N] [--rounds R] [--checkout PATH]
+                                    [--compare PATH] [--profile OUT]
 
 Starts the Cortex emulator (no model latency), the aiohttp floor relay (benchmarks/floor_relay.py)
 and ``jupyter server`` with our extension (from ``--checkout``, a source tree, when given; else what
-is importable), then for each round and each server sends N small requests one after the other,
-first non-streamed then streamed, and prints one line per batch:
+is importable), then in each round sends each server N small requests, one at a time with the
+servers taking turns request by request, first non-streamed then streamed, and prints one line per
+server and batch:
 
     floor  json   cpu/req    1690 us  p50 2.41 ms
     ours   stream cpu/req    2850 us  p50 3.02 ms
@@ -15,6 +17,9 @@ threads) over the batch divided by N: what the server itself spends per request,
 machine's load does not inflate the way it inflates latency. ``p50`` is the client's latency (the
 whole answer for json, the first byte for stream), noisier. The gap between ``ours`` and ``floor``
 is the gateway's own per-request work (auth, shaping, ledger, Jupyter's handler and access log).
+With ``--compare PATH`` a second Jupyter server runs our extension from the source tree PATH (say
+a copy of main: ``git archive main | tar -x -C /tmp/main``) as ``before``, in the same rounds: on a
+shared machine a change is judged against ``before`` of the same run, not against another run.
 
 With ``--profile OUT`` it measures nothing: it takes a cProfile of the Jupyter server over N json
 and N streamed requests (benchmarks/profiled_server.py) and writes OUT; read it with
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -45,22 +51,30 @@ WORDS = 5
 WARMUP = 20
 
 
-async def batch(target: Target, count: int, *, stream: bool) -> tuple[float, float]:
-    """(server CPU µs per request, client p50 ms) over ``count`` sequential requests."""
+async def batch(targets: list[Target], count: int, *, stream: bool) -> list[tuple[float, float]]:
+    """Per target, (server CPU µs per request, client p50 ms) over ``count`` requests each, sent
+    one at a time and alternating between the targets, so a busy moment on a shared machine
+    weighs on all of them alike."""
     async with measure.new_client() as client:
 
-        async def one() -> float:
+        async def one(target: Target) -> float:
             if stream:
                 return (await measure.stream(client, target, WORDS))[0]
             return await measure.call(client, target, WORDS)
 
         for _ in range(WARMUP):
-            await one()
-        assert target.pid is not None
-        before = cpu_seconds(target.pid)
-        latencies = [await one() * 1000 for _ in range(count)]
-        spent = cpu_seconds(target.pid) - before
-    return spent / count * 1e6, measure.percentile(latencies, 0.5)
+            for target in targets:
+                await one(target)
+        before = [cpu_seconds(target.pid or 0) for target in targets]
+        latencies: list[list[float]] = [[] for _ in targets]
+        for _ in range(count):
+            for index, target in enumerate(targets):
+                latencies[index].append(await one(target) * 1000)
+        spent = [cpu_seconds(t.pid or 0) - b for t, b in zip(targets, before, strict=True)]
+    return [
+        (cpu / count * 1e6, measure.percentile(lat, 0.5))
+        for cpu, lat in zip(spent, latencies, strict=True)
+    ]
 
 
 def start_ours(workdir: Path, emulator_port: int, checkout: Path | None, profile: Path | None):
@@ -98,6 +112,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="per batch (default 400)")
     parser.add_argument("--rounds", type=int, default=2, help="floor and ours alternate (2)")
     parser.add_argument("--checkout", type=Path, help="the source tree our server runs from")
+    parser.add_argument("--compare", type=Path, help="a source tree to run as `before` too")
     parser.add_argument("--profile", type=Path, help="write a cProfile of ours here instead")
     args = parser.parse_args()
 
@@ -115,11 +130,11 @@ def main() -> None:
             pid=ours_server.pid,
         )  # fmt: skip
         if profile is not None:
-            asyncio.run(batch(ours, WARMUP, stream=False))
+            asyncio.run(batch([ours], WARMUP, stream=False))
             os.kill(ours_server.pid, signal.SIGRTMIN)
             time.sleep(0.2)
-            asyncio.run(batch(ours, args.requests, stream=False))
-            asyncio.run(batch(ours, args.requests, stream=True))
+            asyncio.run(batch([ours], args.requests, stream=False))
+            asyncio.run(batch([ours], args.requests, stream=True))
             os.kill(ours_server.pid, signal.SIGRTMIN + 1)
             while not profile.exists() or time.time() - profile.stat().st_mtime < 0.5:
                 time.sleep(0.2)
@@ -131,11 +146,23 @@ def main() -> None:
             "floor", "anthropic", floor_server.url + "/v1/messages", anthropic_headers(), MODEL,
             "", pid=floor_server.pid,
         )  # fmt: skip
+        targets = [floor, ours]
+        if args.compare is not None:
+            before_dir = workdir / "before"
+            before_dir.mkdir()
+            before_server = start_ours(before_dir, emulator_port, args.compare.resolve(), None)
+            started.append(before_server)
+            before = dataclasses.replace(
+                ours, name="before", pid=before_server.pid,
+                url=before_server.url + "/cortex-claude/anthropic/v1/messages",
+                headers=anthropic_headers(**{"x-api-key": before_server.extra["key"]}),
+            )  # fmt: skip
+            targets.append(before)
         for _ in range(args.rounds):
-            for target in (floor, ours):
-                for stream in (False, True):
-                    cpu, p50 = asyncio.run(batch(target, args.requests, stream=stream))
-                    kind = "stream" if stream else "json  "
+            for stream in (False, True):
+                results = asyncio.run(batch(targets, args.requests, stream=stream))
+                kind = "stream" if stream else "json  "
+                for target, (cpu, p50) in zip(targets, results, strict=True):
                     print(f"{target.name:6} {kind} cpu/req {cpu:7.0f} us  p50 {p50:.2f} ms")
     finally:
         for server in reversed(started):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.identity import User
@@ -45,7 +45,8 @@ class GatewayHandlerMixin(web.RequestHandler):
     error_dialect = "anthropic"
     _relay_task: asyncio.Future[Any] | None = None
     _client_left = False
-    _unflushed = 0  # bytes written to the response but not yet flushed
+    _in_flight: asyncio.Future[None] | None = None  # the send to the client not yet complete
+    _unsent = 0  # bytes written to the response while a send was in flight
 
     def initialize(self, service: GatewayService) -> None:  # type: ignore[override]
         self.service = service
@@ -118,66 +119,61 @@ class GatewayHandlerMixin(web.RequestHandler):
         self.set_header("X-Accel-Buffering", "no")
         for name, value in reply.headers.items():
             self.set_header(name, value)
-        self._relay_task = asyncio.ensure_future(self._pump(reply.frames))
+        frames = reply.frames
         try:
-            await self._relay_task
-        except asyncio.CancelledError:
-            return  # the client went away; _pump closed the upstream stream
+            # Each chunk leaves at once: tornado's IOStream writes to the socket inside flush(),
+            # and the chunks of aiohttp's readany already group what arrived together, so the
+            # first byte waits for no extra turn of the event loop (benchmarks/server_cpu.py).
+            async for chunk in frames:
+                self.write(chunk)
+                self._unsent += len(chunk)
+                self._send_now()
+                if self._unsent > _MAX_UNFLUSHED and self._in_flight is not None:
+                    # A slow client: wait for the socket instead of buffering without bound.
+                    await self._in_flight
+        finally:
+            # Cancelled (the client left: on_connection_close) or done: closing the generator
+            # closes the upstream response at once.
+            await frames.aclose()  # type: ignore[attr-defined]
         if not self._finished and self.request.connection.stream is not None:
             with contextlib.suppress(StreamClosedError):
                 self.finish()
 
-    async def _pump(self, frames: AsyncIterator[bytes]) -> None:
-        # Events that arrived together from Cortex leave together: one flush (one send) per turn
-        # of the event loop instead of one per event, which halves the relay's CPU per event
-        # (benchmarks/, docs/benchmarks.md); a lone event still leaves on the next turn.
-        flusher: asyncio.Future[None] | None = None
-        try:
-            async for chunk in frames:
-                self.write(chunk)
-                self._unflushed += len(chunk)
-                if flusher is None or flusher.done():
-                    if flusher is not None:
-                        flusher.result()  # raises StreamClosedError once the client has gone
-                    flusher = asyncio.ensure_future(self._flush_soon())
-                elif self._unflushed > _MAX_UNFLUSHED:
-                    await flusher  # a slow client: wait instead of buffering without bound
-            if flusher is not None:
-                await flusher
-        except StreamClosedError:
-            pass
-        finally:
-            if flusher is not None and not flusher.done():
-                flusher.cancel()
-            elif flusher is not None and not flusher.cancelled():
-                flusher.exception()  # retrieved: a closed client is not worth a log line
-            await frames.aclose()  # type: ignore[attr-defined]
+    def _send_now(self) -> None:
+        """Hand what ``write`` buffered to the socket: now if no send is in flight, else as soon
+        as it completes. One send in flight at a time, because tornado's HTTP1Connection resolves
+        only its latest write future; the rest waits in the handler's buffer, counted."""
+        if self._in_flight is not None or self._client_left or self._finished:
+            return
+        self._unsent = 0
+        self._in_flight = self.flush()
+        self._in_flight.add_done_callback(self._sent)
 
-    async def _flush_soon(self) -> None:
-        while self._unflushed:
-            self._unflushed = 0
-            await self.flush()
+    def _sent(self, future: asyncio.Future[None]) -> None:
+        self._in_flight = None
+        # Cancelled with the relay (the client left); an exception: the client had already left.
+        if not future.cancelled() and future.exception() is None and self._unsent:
+            self._send_now()  # what was written while this send was in flight
 
     def on_connection_close(self) -> None:
-        # Closing the upstream request at once when the client leaves: cancel the pump, whose
-        # `finally` closes the async generator and so the httpx response, or the wait for
-        # Cortex's first byte (until_client_leaves).
+        # Closing the upstream request at once when the client leaves: cancel the task that waits
+        # for Cortex or relays its stream, whose ``finally`` closes the upstream response.
         self._client_left = True
         if self._relay_task is not None and not self._relay_task.done():
             self._relay_task.cancel()
         super().on_connection_close()
 
-    async def until_client_leaves(self, work: Awaitable[GatewayReply]) -> GatewayReply | None:
-        """``work`` (a call to Cortex), or None once the client hung up: a request still waiting
-        for Cortex's first byte is closed upstream then, not when Cortex answers
-        (tests/test_client_disconnects.py)."""
-        task: asyncio.Future[Any] = asyncio.ensure_future(work)
+    async def until_client_leaves(self, work: Awaitable[None]) -> None:
+        """``work`` (a call to Cortex and its reply to the client), cancelled if the client hangs
+        up: a request still waiting for Cortex's first byte, or relaying its stream, is closed
+        upstream then, not when Cortex answers (tests/test_client_disconnects.py)."""
+        task: asyncio.Future[None] = asyncio.ensure_future(work)
         self._relay_task = task
         try:
-            return await task
+            await task
         except asyncio.CancelledError:
             if self._client_left and task.cancelled():
-                return None
+                return
             raise
 
     async def serve_inference(self, route: InferenceRoute) -> None:
@@ -188,9 +184,12 @@ class GatewayHandlerMixin(web.RequestHandler):
         body = self.request_body  # first: raises a refusal deferred until the body was read
         gateway = await self.service.get_gateway()
         async with self.service.budget.admit(len(body)):
-            reply = await self.until_client_leaves(route(gateway, body, self.request.headers))
-            if reply is not None:
-                await self.send_reply(reply)
+            # One task for the call and the reply: the reply starts in the same turn of the event
+            # loop as Cortex's answer arrives.
+            await self.until_client_leaves(self._answer(route(gateway, body, self.request.headers)))
+
+    async def _answer(self, reply: Awaitable[GatewayReply]) -> None:
+        await self.send_reply(await reply)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, GatewayError | web.HTTPError):
