@@ -16,11 +16,16 @@ behave alike whatever their HTTP server was configured with: the body size torna
 (above it tornado answers a bare 400 of its own) is raised to the drain limit, so the refusal is
 our 413; and the body must arrive within ``c.CortexClaude.request_body_timeout``, after which the
 connection is closed: a request that announces a body and never sends it holds nothing for long.
+That deadline is one timer per request, not tornado's own body timeout: tornado wraps the reading
+of every body in ``gen.with_timeout``, a task of its own and two more turns of the event loop per
+request, even for a body already received whole with the headers (benchmarks/server_cpu.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import logging
 from typing import TYPE_CHECKING
 
 from tornado import web
@@ -29,6 +34,8 @@ from ..errors import GatewayError
 
 if TYPE_CHECKING:
     from ..service import GatewayService
+
+log = logging.getLogger("jupyter_cortex_claude.request_body")
 
 _DRAIN_FACTOR = 2
 _HEADROOM = 1024 * 1024  # above the drain limit: a body announced there is refused by us, at once
@@ -48,13 +55,23 @@ class StreamedBody(web.RequestHandler):
     _chunks: list[bytes] | None = None
     _received = 0
     _refusal: Exception | None = None
+    _body_deadline: asyncio.TimerHandle | None = None
 
     async def prepare(self) -> None:
         connection = self.request.connection
         limit = self.service.config.max_request_bytes
         if hasattr(connection, "set_body_timeout"):  # HTTP/1 (tornado's only server protocol)
-            connection.set_body_timeout(self.service.config.request_body_timeout)
             connection.set_max_body_size(_DRAIN_FACTOR * limit + _HEADROOM)
+            timeout = self.service.config.request_body_timeout
+            if hasattr(
+                self.request, "_body_future"
+            ):  # the future tornado resolves on the body's end
+                connection.set_body_timeout(None)  # type: ignore[arg-type] - ours instead
+                self._body_deadline = asyncio.get_running_loop().call_later(
+                    timeout, self._body_too_slow
+                )
+            else:  # a tornado without it: its own timeout, slower but the same protection
+                connection.set_body_timeout(timeout)
         try:
             result = super().prepare()
             if inspect.isawaitable(result):
@@ -63,6 +80,25 @@ class StreamedBody(web.RequestHandler):
             if self._finished or not self._worth_draining():
                 raise
             self._refusal = refusal
+
+    def _body_too_slow(self) -> None:
+        self._body_deadline = None
+        if not self.request._body_future.done():
+            log.info("Timeout reading the request body from %s", self.request.remote_ip)
+            self.request.connection.close()  # type: ignore[attr-defined] - HTTP1Connection
+
+    def _end_body_deadline(self) -> None:
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
+    def on_finish(self) -> None:
+        self._end_body_deadline()
+        super().on_finish()
+
+    def on_connection_close(self) -> None:
+        self._end_body_deadline()
+        super().on_connection_close()
 
     def _worth_draining(self) -> bool:
         if self.request.method != "POST" or type(self).post is web.RequestHandler.post:
