@@ -19,7 +19,7 @@ import pytest
 from jupyter_cortex_claude.config import CortexClaude
 from jupyter_cortex_claude.service import GatewayService
 from jupyter_cortex_claude.standalone import RunningGatewayServer, start_gateway_server
-from jupyter_cortex_claude.testing import CortexEmulator
+from jupyter_cortex_claude.testing import CortexEmulator, Reply
 
 from .conftest import RunningGateway, emulator_config
 
@@ -167,3 +167,39 @@ async def test_a_body_that_never_comes_is_cut_off_standalone(
     async with standalone(cortex_emulator) as server:
         for path in ("/cortex-claude/anthropic/v1/messages", "/cortex-claude/health", "/other"):
             await _closed_after_announcing_a_body("127.0.0.1", server.port, path)
+
+
+# -- the body's deadline ends with the body: a long answer is not cut off by it -------------------
+
+
+async def _long_streamed_answer(url: str, key: str, emulator: CortexEmulator) -> str:
+    """An answer streamed over ~2.5 x BODY_TIMEOUT, through the anthropic SDK; its text."""
+    import anthropic
+
+    words = 50
+    emulator.token_delay = 2.5 * BODY_TIMEOUT / words
+    emulator.script(Reply.text(" ".join(f"w{i}" for i in range(words))))
+    async with (
+        anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0) as client,
+        client.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=1000, messages=[{"role": "user", "content": "hi"}]
+        ) as stream,
+    ):
+        return await stream.get_final_text()
+
+
+async def test_an_answer_longer_than_the_body_timeout_arrives_whole_in_jupyter(
+    running_gateway: RunningGateway,
+) -> None:
+    text = await _long_streamed_answer(
+        running_gateway.anthropic_url, running_gateway.key, running_gateway.emulator
+    )
+    assert text.split() == [f"w{i}" for i in range(50)]
+
+
+async def test_an_answer_longer_than_the_body_timeout_arrives_whole_standalone(
+    cortex_emulator: CortexEmulator,
+) -> None:
+    async with standalone(cortex_emulator) as server:
+        text = await _long_streamed_answer(server.anthropic_url, server.key, cortex_emulator)
+    assert text.split() == [f"w{i}" for i in range(50)]
