@@ -23,6 +23,7 @@ from ..errors import GatewayError
 from ..gateway.replies import GatewayReply, JsonReply, StreamReply
 from ..gateway.router import Gateway
 from ..gateway_key import presented_key
+from .access_log import metric_only
 from .request_body import StreamedBody, too_large
 
 if TYPE_CHECKING:
@@ -190,6 +191,12 @@ class GatewayHandlerMixin(web.RequestHandler):
 
     async def _answer(self, reply: Awaitable[GatewayReply]) -> None:
         await self.send_reply(await reply)
+
+    def _log(self) -> None:
+        # Tornado's hook for the access log (web.RequestHandler._log): Jupyter's line and metric,
+        # minus the cost of a line every handler would drop (access_log.py).
+        if not metric_only(self):
+            super()._log()
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, GatewayError | web.HTTPError):
