@@ -204,3 +204,35 @@ async def test_many_hang_ups_mid_stream_leave_nothing_behind(
     record_row(
         "30 clients hang up mid-stream at once", dialect, "30 upstream closed; no leak", "pass"
     )
+
+
+async def test_a_client_that_stops_reading_holds_the_stream_back_not_the_gateways_memory(
+    running_gateway: RunningGateway,
+) -> None:
+    """A client that stops reading mid-stream: the gateway stops reading Cortex's answer (the
+    upstream request stays open) instead of buffering all of it; once the client reads again,
+    the rest arrives whole."""
+    emulator = running_gateway.emulator
+    async with httpx.AsyncClient(timeout=60) as warm:
+        tasks_before = await warm_up(running_gateway, warm, "anthropic")
+    words = 800  # of 50 kB each: 40 MB, far more than the sockets between them can hold
+    emulator.script(Reply.text(" ".join(["x" * 50_000] * words)))
+    async with (
+        httpx.AsyncClient(timeout=60) as client,
+        client.stream(
+            "POST",
+            running_gateway.url(ENDPOINT_OF["anthropic"]),
+            headers={"Authorization": f"Bearer {running_gateway.key}"},
+            json=body_for("anthropic"),
+        ) as response,
+    ):
+        chunks = response.aiter_bytes()
+        received = [await chunks.__anext__()]
+        await asyncio.sleep(2.0)  # the client is busy: the sockets fill, the gateway must wait
+        assert busy_upstream_connections(running_gateway) == 1, "the gateway read it all"
+        async for chunk in chunks:
+            received.append(chunk)
+    stream = b"".join(received)
+    assert stream.count(b"x" * 1000) >= words * 50
+    assert stream.rstrip().endswith(b'data: {"type":"message_stop"}'), stream[-200:]
+    await assert_nothing_left(running_gateway, tasks_before)
