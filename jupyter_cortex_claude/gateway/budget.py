@@ -36,6 +36,8 @@ from ..errors import GatewayError
 from .prices import estimate_credits
 from .usage import UsageRecord
 
+_NOTHING_TO_HOLD: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+
 log = logging.getLogger("jupyter_cortex_claude.budget")
 
 PERIODS = ("day", "week", "month")
@@ -131,12 +133,14 @@ class CreditBudget:
 
     # -- admission ----------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def admit(self, request_bytes: int) -> AsyncIterator[None]:
+    def admit(self, request_bytes: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold a reservation for one request while it runs, or refuse it (GatewayError)."""
         if not self.enabled:
-            yield
-            return
+            return _NOTHING_TO_HOLD  # no generator and context manager made per request
+        return self._admit(request_bytes)
+
+    @contextlib.asynccontextmanager
+    async def _admit(self, request_bytes: int) -> AsyncIterator[None]:
         await self.load()
         self._roll()
         if self.spent >= self.credits:
