@@ -124,7 +124,8 @@ class GatewayHandlerMixin(web.RequestHandler):
         try:
             # Each chunk leaves at once: tornado's IOStream writes to the socket inside flush(),
             # and the chunks of aiohttp's readany already group what arrived together, so the
-            # first byte waits for no extra turn of the event loop (benchmarks/server_cpu.py).
+            # first byte waits for no extra turn of the event loop (docs/benchmarks.md, "The server
+            # side's own work").
             async for chunk in frames:
                 self.write(chunk)
                 self._unsent += len(chunk)

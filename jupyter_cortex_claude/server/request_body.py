@@ -16,9 +16,9 @@ behave alike whatever their HTTP server was configured with: the body size torna
 (above it tornado answers a bare 400 of its own) is raised to the drain limit, so the refusal is
 our 413; and the body must arrive within ``c.CortexClaude.request_body_timeout``, after which the
 connection is closed: a request that announces a body and never sends it holds nothing for long.
-That deadline is one timer per request, not tornado's own body timeout: tornado wraps the reading
-of every body in ``gen.with_timeout``, a task of its own and two more turns of the event loop per
-request, even for a body already received whole with the headers (benchmarks/server_cpu.py).
+That deadline is one timer per request, not tornado's own body timeout, which wraps the reading of
+every body in ``gen.with_timeout`` and so makes a task per request, even for a body that came
+whole with the headers (docs/benchmarks.md, "The server side's own work").
 """
 
 from __future__ import annotations
@@ -63,9 +63,8 @@ class StreamedBody(web.RequestHandler):
         if hasattr(connection, "set_body_timeout"):  # HTTP/1 (tornado's only server protocol)
             connection.set_max_body_size(_DRAIN_FACTOR * limit + _HEADROOM)
             timeout = self.service.config.request_body_timeout
-            if hasattr(
-                self.request, "_body_future"
-            ):  # the future tornado resolves on the body's end
+            # The future tornado's stream_request_body mode resolves once the body is all in.
+            if hasattr(self.request, "_body_future"):
                 connection.set_body_timeout(None)  # type: ignore[arg-type] - ours instead
                 self._body_deadline = asyncio.get_running_loop().call_later(
                     timeout, self._body_too_slow
