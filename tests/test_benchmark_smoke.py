@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pstats
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,33 @@ def test_upstream_client_benchmark_runs_and_compares_with_httpx() -> None:
     assert "| httpx | " in result.stdout and "×1.00" in result.stdout
     assert "| aiohttp | " in result.stdout
     assert "| httpx + aiohttp transport | " in result.stdout
+
+
+def test_server_cpu_benchmark_prints_ours_and_the_floor_and_profiles(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWFLAKE_")}
+    script = str(REPO / "benchmarks" / "server_cpu.py")
+    result = subprocess.run(
+        [sys.executable, script, "--requests", "3", "--rounds", "1", "--compare", str(REPO)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for name in ("floor ", "ours  ", "before"):
+        for kind in ("json  ", "stream"):
+            assert any(line.startswith(f"{name} {kind} cpu/req") for line in lines), lines
+    profile = tmp_path / "ours.prof"
+    result = subprocess.run(
+        [sys.executable, script, "--requests", "3", "--profile", str(profile)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    functions = {name for _, _, name in pstats.Stats(str(profile)).stats}
+    assert "serve_inference" in functions  # the gateway's handler ran under the profile
