@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +19,7 @@ import pytest
 
 from jupyter_cortex_claude.testing import CortexEmulator, Fault, Reply
 
-from .battery import ENDPOINT_OF, record_row
+from .battery import ENDPOINT_OF, captured_log, record_row
 from .conftest import RunningGateway, emulator_config
 
 DIALECTS = ["anthropic", "openai"]
@@ -27,6 +29,27 @@ GUARD_SECONDS = 20.0  # how long to wait for something that must happen (a deadl
 @pytest.fixture
 def cortex_claude_config(cortex_emulator: CortexEmulator) -> Any:
     return emulator_config(cortex_emulator, read_timeout=120.0)
+
+
+# What asyncio logs for a task or future the relay left behind: none of it may appear.
+ASYNCIO_NOISE = (
+    "Future exception was never retrieved",
+    "Task was destroyed",
+    "Exception in callback",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_asyncio_noise(running_gateway: RunningGateway) -> Iterator[None]:
+    with captured_log(running_gateway.serverapp.log) as log:
+        yield
+        gc.collect()  # what the test left behind is collected, and logged, now
+    noise = [
+        line
+        for line in log.getvalue().splitlines()
+        if line.startswith("ERROR") or any(alarm in line for alarm in (*ASYNCIO_NOISE, "Traceback"))
+    ]
+    assert noise == [], log.getvalue()[-3000:]
 
 
 def body_for(dialect: str) -> dict[str, Any]:
