@@ -68,6 +68,7 @@ _RETRYABLE_STATUS = frozenset({429, 503})
 _MAX_ERROR_BODY = 64 * 1024
 # Raised while a connection is being opened or waited for: nothing of the request was written yet.
 _NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_SESSION_EXPIRED_BYTES = SESSION_EXPIRED_CODE.encode()
 _MIN_ATTEMPT_CONNECT = 0.5  # seconds: the shortest connect timeout a last attempt gets
 
 
@@ -356,6 +357,8 @@ class CortexClient:
         except httpx.HTTPError as exc:  # a JSON answer cut mid-way (tests/test_faults.py)
             response.close()
             raise self._failed(CORTEX_ERROR, answer_broke_off(exc)) from None
+        if _SESSION_EXPIRED_BYTES not in body:
+            return  # the usual answer: not parsed here, Exchange.read_json parses it once
         payload = parse_snowflake_error(body)
         if str(payload.get("code")) != SESSION_EXPIRED_CODE or not is_error_body(payload):
             return
