@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import statistics
 import time
 from collections.abc import Iterable
@@ -175,13 +176,17 @@ async def latencies(
 ) -> None:
     """p50/p99 of non-streaming wall time and of streaming time to first byte.
 
-    Targets take turns request by request, so drift in the machine's load hits all of them alike.
+    Targets take turns request by request, so drift in the machine's load hits all of them alike;
+    in a new order each turn (shuffled, seeded), because a request that follows another process's
+    pays for the caches that process took: in a fixed order, each path paid for its predecessor's.
     """
     targets = list(targets)
+    order = random.Random(14)
     plain: dict[str, list[float]] = {t.name: [] for t in targets}
     first: dict[str, list[float]] = {t.name: [] for t in targets}
     errors: dict[str, list[str]] = {t.name: [] for t in targets}
     for index in range(warmup + count):
+        order.shuffle(targets)
         for target in targets:
             try:
                 elapsed = await call(client, target, 5)

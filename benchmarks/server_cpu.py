@@ -89,7 +89,10 @@ def start_ours(workdir: Path, emulator_port: int, checkout: Path | None, profile
         command = [command[0], str(Path(__file__).with_name("profiled_server.py")), str(profile)]
         command += servers.jupyter_command(port, root, emulator_port, extension=True)[3:]
     log = open(workdir / "jupyter.log", "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    # cwd: `python -m` puts the working directory first on sys.path (servers.start_jupyter).
+    process = subprocess.Popen(
+        command, cwd=root, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+    )
     log.close()
     url = f"http://127.0.0.1:{port}"
     server = servers.Server("jupyter", process, url, workdir / "jupyter.log")

@@ -170,6 +170,10 @@ def start_jupyter(
         )
     process = subprocess.Popen(
         jupyter_command(port, root, emulator_port, extension=extension),
+        # Not the caller's directory: `python -m` puts the working directory first on sys.path, so
+        # started from a source tree, the server would import the package from there and
+        # `checkout` (PYTHONPATH) would be ignored.
+        cwd=root,
         env=env,
         stdout=log_fd,
         stderr=log_fd,
