@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,36 +76,14 @@ async def batch(targets: list[Target], count: int, *, stream: bool) -> list[tupl
 
 
 def start_ours(workdir: Path, emulator_port: int, checkout: Path | None, profile: Path | None):
-    port = servers.free_port()
-    root = workdir / "root"
-    root.mkdir(exist_ok=True)
-    env = servers.jupyter_env(workdir)
-    if checkout is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")])
-    command = servers.jupyter_command(port, root, emulator_port, extension=True)
-    if profile is not None:  # [python, -m, jupyter_server, ...] -> [python, wrapper, OUT, ...]
-        command = [command[0], str(Path(__file__).with_name("profiled_server.py")), str(profile)]
-        command += servers.jupyter_command(port, root, emulator_port, extension=True)[3:]
-    log = open(workdir / "jupyter.log", "wb")  # noqa: SIM115 - closed with the process
-    # cwd: `python -m` puts the working directory first on sys.path (servers.start_jupyter).
-    process = subprocess.Popen(
-        command, cwd=root, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    server = servers.Server("jupyter", process, url, workdir / "jupyter.log")
-    try:
-        auth = {"Authorization": f"token {servers.JUPYTER_TOKEN}"}
-        servers._wait_ready(f"{url}/api/status", process, 60, auth)
-        key_file = workdir / "runtime" / f"cortex-claude-gateway-{process.pid}.json"
-        deadline = time.monotonic() + 20
-        while not key_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        server.extra["key"] = json.loads(key_file.read_text())["key"]
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    launcher = None
+    if profile is not None:
+        launcher = [
+            sys.executable,
+            str(Path(__file__).with_name("profiled_server.py")),
+            str(profile),
+        ]
+    return servers.start_jupyter(workdir, emulator_port, checkout=checkout, launcher=launcher)
 
 
 def main() -> None:

@@ -156,9 +156,16 @@ def jupyter_env(workdir: Path) -> dict[str, str]:
 
 
 def start_jupyter(
-    workdir: Path, emulator_port: int, *, extension: bool = True, checkout: Path | None = None
+    workdir: Path,
+    emulator_port: int,
+    *,
+    extension: bool = True,
+    checkout: Path | None = None,
+    launcher: list[str] | None = None,
 ) -> Server:
-    """``jupyter server`` with our extension; from ``checkout`` (a source tree) when given."""
+    """``jupyter server`` with our extension; from ``checkout`` (a source tree) when given; run by
+    ``launcher`` (say a profiling wrapper: ``[python, script, ...]``) instead of
+    ``python -m jupyter_server`` when given."""
     port = free_port()
     root = workdir / "root"
     root.mkdir(exist_ok=True)
@@ -168,8 +175,11 @@ def start_jupyter(
         env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")]).rstrip(
             os.pathsep
         )
+    command = jupyter_command(port, root, emulator_port, extension=extension)
+    if launcher is not None:  # [python, -m, jupyter_server, ...] -> [*launcher, ...]
+        command = [*launcher, *command[3:]]
     process = subprocess.Popen(
-        jupyter_command(port, root, emulator_port, extension=extension),
+        command,
         # Not the caller's directory: `python -m` puts the working directory first on sys.path, so
         # started from a source tree, the server would import the package from there and
         # `checkout` (PYTHONPATH) would be ignored.
