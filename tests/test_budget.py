@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from jupyter_cortex_claude.gateway.budget import EDGE_RETRY_AFTER, period_bounds
+from jupyter_cortex_claude.gateway.budget import EDGE_RETRY_AFTER, CreditBudget, period_bounds
 from jupyter_cortex_claude.gateway.ledger import UsageLedger
 from jupyter_cortex_claude.gateway.prices import credit_prices
 from jupyter_cortex_claude.gateway.usage import UsageRecord
@@ -260,3 +260,23 @@ def test_the_magics_show_spend_against_the_budget(
         line = next(m for m in usage.markdown_versions() if m.startswith("**Credit budget:**"))
         assert "1.70 of 2 credits this day (UTC, 85%)" in line
         assert "CORTEX_CLAUDE_CREDIT_BUDGET" in line  # at 80 %: how to raise it
+
+
+async def test_without_a_budget_nothing_is_read_or_said_of_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The default (credit_budget 0). The server loads the budget when it starts; this used to log
+    # "Credit budget reached ... sends nothing more to Cortex" (0.00 of 0 credits) at WARNING on
+    # every server without a budget.
+    reads: list[float] = []
+    budget = CreditBudget(
+        credits=0, spent_since=lambda start: reads.append(start) or 0.0,
+        logger=logging.getLogger("test.budget"),
+    )  # fmt: skip
+    caplog.set_level(logging.DEBUG, logger="test.budget")
+
+    await budget.load()
+    async with budget.admit(10_000):
+        pass
+
+    assert caplog.records == [] and reads == []

@@ -190,8 +190,8 @@ class CreditBudget:
         """The ledger's spend for this period, read once (off the event loop).
 
         Every admission waits for it, so no request settles while the ledger is read and none is
-        counted twice."""
-        if self._loaded:
+        counted twice. Without a budget there is nothing to read, nor to warn about."""
+        if self._loaded or not self.enabled:
             return
         async with self._load_lock:
             if self._loaded:

@@ -38,6 +38,23 @@ async def ask(jp_fetch: Any, persona: str, message: str) -> str:
     return json.loads(response.body)["response"]
 
 
+async def ask_for(jp_fetch: Any, persona: str, message: str, expected: str) -> str:
+    """``ask``, asked again (at most twice) when the reply is cut short by Jupyter AI itself.
+
+    Its message API answers once the persona stops "processing", which its ACP client signals when
+    the prompt's result arrives, while the agent's streamed chunks are still being handled on their
+    own (jupyter-ai 3.2.0, ``default_acp_client.prompt_and_reply``). Seen in CI on a loaded
+    machine: "Hello " of an eight-word answer, the other seven chunks logged after "completed" (the
+    chat itself gets them all). Only that symptom, a strict beginning of the expected text, is
+    asked again; any other reply is returned for the test to judge."""
+    answer = ""
+    for _ in range(3):
+        answer = await ask(jp_fetch, persona, message)
+        if expected in answer or not (answer and expected.startswith(answer)):
+            return answer
+    return answer
+
+
 def adapter_processes() -> list[psutil.Process]:
     """The persona's adapter and everything it started (Claude Code)."""
     from jupyter_cortex_claude.server.cortex_persona import ClaudeCodeCortexPersona
@@ -51,7 +68,7 @@ async def test_the_cortex_persona_answers_from_cortex(
 ) -> None:
     running_gateway.emulator.responder = lambda body: Reply.text(ANSWER)
 
-    answer = await ask(jp_fetch, PERSONA, "say hi")
+    answer = await ask_for(jp_fetch, PERSONA, "say hi", ANSWER)
 
     assert ANSWER in answer
     requests = running_gateway.emulator.inference_requests()
@@ -77,7 +94,7 @@ async def test_the_persona_runs_with_the_gateway_key_and_no_snowflake_secret(
 ) -> None:
     running_gateway.emulator.responder = lambda body: Reply.text(ANSWER)
 
-    assert ANSWER in await ask(jp_fetch, PERSONA, "say hi")
+    assert ANSWER in await ask_for(jp_fetch, PERSONA, "say hi", ANSWER)
 
     processes = adapter_processes()
     # Claude Code sets its process title to "claude".
